@@ -1,0 +1,431 @@
+/**
+ * The coordination engine as an Effect service: a thin shell that loads events from the
+ * `EventStore`, applies the pure rules of `Lifecycle` and `CampaignGraph`, and commits the result
+ * and its history in one transaction. Time comes only from Effect's `Clock` (or the `now` given
+ * to `tick`).
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as CampaignGraph from "./CampaignGraph.ts"
+import {
+  CampaignMembership,
+  CampaignNotFound,
+  type CoordinatorError,
+  CycleDetected,
+  EventNotFound,
+  EventTerminal,
+  InvalidInput,
+  type StorageError
+} from "./Errors.ts"
+import type { Campaign, Event, HistoryEntry, TickResult } from "./Event.ts"
+import type { EventFilter } from "./EventStore.ts"
+import { EventStore } from "./EventStore.ts"
+import { uuidv7 } from "./internal/uuid.ts"
+import * as Lifecycle from "./Lifecycle.ts"
+import type { TimeInput } from "./TimeGrammar.ts"
+import { parseTime } from "./TimeGrammar.ts"
+
+/** Options of `cancel`. @since 0.1.0 */
+export interface CancelOptions {
+  readonly reason?: string | undefined
+  /** Who cancels; recorded in history (defaults to the organizer). */
+  readonly actor?: string | undefined
+}
+
+/**
+ * The operations of SPEC 4 (items 1–5 and 7).
+ *
+ * @since 0.1.0
+ */
+export interface CoordinatorShape {
+  readonly schedule: (input: Lifecycle.ScheduleInput) => Effect.Effect<Event, CoordinatorError>
+  /** Schedules every input in one transaction: all or none. A failing field is named `[index].field`. */
+  readonly scheduleMany: (
+    inputs: ReadonlyArray<Lifecycle.ScheduleInput>
+  ) => Effect.Effect<ReadonlyArray<Event>, CoordinatorError>
+  readonly scheduleTimer: (input: Lifecycle.TimerInput) => Effect.Effect<Event, CoordinatorError>
+  readonly confirm: (eventId: string, agent: string) => Effect.Effect<Event, CoordinatorError>
+  readonly defer: (
+    eventId: string,
+    agent: string,
+    duration: Lifecycle.DurationInput
+  ) => Effect.Effect<Event, CoordinatorError>
+  readonly decline: (eventId: string, agent: string) => Effect.Effect<Event, CoordinatorError>
+  readonly cancel: (eventId: string, options?: CancelOptions) => Effect.Effect<Event, CoordinatorError>
+  readonly reschedule: (
+    eventId: string,
+    at: TimeInput,
+    options?: { readonly actor?: string | undefined }
+  ) => Effect.Effect<Event, CoordinatorError>
+  readonly get: (eventId: string) => Effect.Effect<Event, CoordinatorError>
+  readonly list: (filter?: EventFilter) => Effect.Effect<ReadonlyArray<Event>, CoordinatorError>
+  readonly history: (eventId: string) => Effect.Effect<ReadonlyArray<HistoryEntry>, CoordinatorError>
+  /** Processes every due event at `now` (default: the clock), inclusive. */
+  readonly tick: (now?: TimeInput) => Effect.Effect<TickResult, CoordinatorError>
+  /** Deletes terminal events that ended more than `olderThan` ago (default 0: all of them). */
+  readonly cleanup: (olderThan?: Lifecycle.DurationInput) => Effect.Effect<number, CoordinatorError>
+  readonly createCampaign: (name: string) => Effect.Effect<Campaign, CoordinatorError>
+  /** Adds an existing event (by id), or schedules a new one and adds it. Returns the event. */
+  readonly addToCampaign: (
+    campaignId: string,
+    event: string | Lifecycle.ScheduleInput
+  ) => Effect.Effect<Event, CoordinatorError>
+  /** Makes `from` a predecessor of `to`: `to` fires only after `from` fired. */
+  readonly link: (campaignId: string, from: string, to: string) => Effect.Effect<Campaign, CoordinatorError>
+  readonly executionOrder: (campaignId: string) => Effect.Effect<ReadonlyArray<string>, CoordinatorError>
+  readonly getCampaign: (campaignId: string) => Effect.Effect<Campaign, CoordinatorError>
+  readonly listCampaigns: () => Effect.Effect<ReadonlyArray<Campaign>, CoordinatorError>
+}
+
+/**
+ * The coordination engine.
+ *
+ * @since 0.1.0
+ */
+export class Coordinator extends Context.Tag("@t-minus/core/Coordinator")<Coordinator, CoordinatorShape>() {}
+
+/** How many due events one tick loads at a time. */
+const TICK_BATCH = 1_000
+
+const prefixField = (index: number) => (error: CoordinatorError) =>
+  error._tag === "InvalidInput"
+    ? new InvalidInput({ field: `[${index}].${error.field}`, message: `[${index}].${error.message}` })
+    : error
+
+/**
+ * Builds the coordinator over the `EventStore` in context.
+ *
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.gen(function* () {
+  const store = yield* EventStore
+
+  const load = (eventId: string): Effect.Effect<Event, EventNotFound | StorageError> =>
+    Effect.flatMap(store.getEvent(eventId), (found) =>
+      Option.match(found, {
+        onNone: () => Effect.fail(new EventNotFound({ eventId })),
+        onSome: Effect.succeed
+      })
+    )
+
+  const loadCampaign = (campaignId: string): Effect.Effect<Campaign, CampaignNotFound | StorageError> =>
+    Effect.flatMap(store.getCampaign(campaignId), (found) =>
+      Option.match(found, {
+        onNone: () => Effect.fail(new CampaignNotFound({ campaignId })),
+        onSome: Effect.succeed
+      })
+    )
+
+  const commit = (events: ReadonlyArray<Event>, history: ReadonlyArray<HistoryEntry>) =>
+    Effect.zipRight(store.updateEvents(events), store.appendHistory(history))
+
+  /** Validates one request and, for a relative start, resolves its predecessor. */
+  const build = (input: Lifecycle.ScheduleInput, now: number) =>
+    Effect.gen(function* () {
+      const event = yield* Lifecycle.buildEvent(input, uuidv7(now), now)
+      if (event.after === null) return event
+      const predecessor = yield* store.getEvent(event.after.eventId)
+      if (Option.isNone(predecessor)) {
+        return yield* new InvalidInput({
+          field: "after",
+          message: `after: event ${event.after.eventId} not found`
+        })
+      }
+      const p = predecessor.value
+      if (p.status === "missed" || p.status === "cancelled") {
+        return yield* new EventTerminal({ eventId: p.id, status: p.status })
+      }
+      if (p.status === "fired") {
+        // The predecessor already fired: the start is known now.
+        const released = Lifecycle.release(event, p.id, p.firedAt!.getTime(), now).event
+        if (released.fireAt!.getTime() < now) {
+          return yield* new InvalidInput({
+            field: "after",
+            message: `after: ${p.id} fired at ${p.firedAt!.toISOString()}, so the fire time ${released.fireAt!.toISOString()} is in the past`
+          })
+        }
+        return { ...released, version: 1 }
+      }
+      return event
+    })
+
+  const insert = (events: ReadonlyArray<Event>, now: number) =>
+    Effect.zipRight(
+      store.insertEvents(events),
+      store.appendHistory(
+        events.map((e) =>
+          Lifecycle.historyEntry(e, "scheduled", e.organizer, now, {
+            fireAt: e.fireAt?.toISOString() ?? null,
+            quorum: e.quorum,
+            attendees: e.attendees.length,
+            ...(e.after === null ? {} : { after: e.after.eventId, offsetMs: e.after.offsetMs })
+          })
+        )
+      )
+    )
+
+  const scheduleMany = (inputs: ReadonlyArray<Lifecycle.ScheduleInput>) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      return yield* store.transaction(
+        Effect.gen(function* () {
+          const events: Array<Event> = []
+          for (let i = 0; i < inputs.length; i++) {
+            events.push(yield* Effect.mapError(build(inputs[i]!, now), prefixField(i)))
+          }
+          yield* insert(events, now)
+          return events as ReadonlyArray<Event>
+        })
+      )
+    })
+
+  const schedule = (input: Lifecycle.ScheduleInput) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      return yield* store.transaction(
+        Effect.gen(function* () {
+          const event = yield* build(input, now)
+          yield* insert([event], now)
+          return event
+        })
+      )
+    })
+
+  const respond = (eventId: string, agent: string, response: Lifecycle.Response) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      return yield* store.transaction(
+        Effect.gen(function* () {
+          const event = yield* load(eventId)
+          const outcome = yield* Lifecycle.respond(event, agent, response, now)
+          if (outcome.event !== event) yield* commit([outcome.event], outcome.history)
+          return outcome.event
+        })
+      )
+    })
+
+  /** Makes the scheduled dependents of failed events due now, so the next tick misses them. */
+  const doomDependents = (ids: ReadonlyArray<string>, now: number) =>
+    Effect.gen(function* () {
+      if (ids.length === 0) return
+      const dependents = yield* store.dependents(ids)
+      if (dependents.length > 0)
+        yield* store.updateEvents(dependents.map((d) => Lifecycle.doom(d.event, now)))
+    })
+
+  const tick = (at?: TimeInput) =>
+    Effect.gen(function* () {
+      const clock = yield* Clock.currentTimeMillis
+      const now = at === undefined ? clock : yield* parseTime(at, clock, { field: "now" })
+      return yield* store.transaction(
+        Effect.gen(function* () {
+          const reports = {
+            fired: [] as Array<Event>,
+            missed: [] as Array<Event>,
+            deferred: [] as Array<Event>
+          }
+          const status = new Map<string, Event["status"]>()
+          while (true) {
+            const due = [...(yield* store.dueEvents(now, TICK_BATCH))].sort(Lifecycle.byFireTime)
+            if (due.length === 0) break
+            const linked = due.filter((e) => e.campaignId !== null || e.after !== null).map((e) => e.id)
+            const predecessors = new Map<string, Array<Lifecycle.Predecessor>>()
+            if (linked.length > 0) {
+              for (const [id, p] of yield* store.predecessors(linked)) {
+                const list = predecessors.get(id) ?? []
+                list.push(p)
+                predecessors.set(id, list)
+              }
+            }
+            const updated = new Map<string, Event>()
+            const history: Array<HistoryEntry> = []
+            const firedAt = new Map<string, number>()
+            const failed: Array<string> = []
+            for (const event of due) {
+              const preds = (predecessors.get(event.id) ?? []).map((p) => ({
+                id: p.id,
+                status: status.get(p.id) ?? p.status
+              }))
+              const outcome = Lifecycle.applyStep(event, Lifecycle.decide(event, preds, now), now)
+              updated.set(event.id, outcome.event)
+              history.push(...outcome.history)
+              if (outcome.report !== null) reports[outcome.report].push(event)
+              if (outcome.event.status !== "scheduled") status.set(event.id, outcome.event.status)
+              if (outcome.report === "fired") firedAt.set(event.id, now)
+              if (outcome.report === "missed") failed.push(event.id)
+            }
+            if (firedAt.size > 0) {
+              for (const { predecessorId, event } of yield* store.dependents([...firedAt.keys()])) {
+                const current = updated.get(event.id) ?? event
+                if (current.status !== "scheduled") continue
+                const outcome = Lifecycle.release(current, predecessorId, firedAt.get(predecessorId)!, now)
+                updated.set(event.id, outcome.event)
+                history.push(...outcome.history)
+              }
+            }
+            if (failed.length > 0) {
+              for (const { event } of yield* store.dependents(failed)) {
+                const current = updated.get(event.id) ?? event
+                updated.set(event.id, Lifecycle.doom(current, now))
+              }
+            }
+            yield* commit([...updated.values()], history)
+          }
+          const ids = (events: Array<Event>) => events.sort(Lifecycle.byFireTime).map((e) => e.id)
+          return { fired: ids(reports.fired), missed: ids(reports.missed), deferred: ids(reports.deferred) }
+        })
+      )
+    })
+
+  const addExisting = (campaign: Campaign, event: Event, now: number) =>
+    Effect.gen(function* () {
+      if (event.campaignId === campaign.id) return event
+      if (event.campaignId !== null) {
+        return yield* new CampaignMembership({
+          campaignId: campaign.id,
+          eventId: event.id,
+          reason: "in-another-campaign",
+          otherCampaignId: event.campaignId
+        })
+      }
+      const joined: Event = {
+        ...event,
+        campaignId: campaign.id,
+        updatedAt: new Date(now),
+        version: event.version + 1
+      }
+      yield* store.addCampaignEvent(campaign.id, event.id)
+      yield* commit(
+        [joined],
+        [Lifecycle.historyEntry(joined, "campaign_added", event.organizer, now, { campaignId: campaign.id })]
+      )
+      return joined
+    })
+
+  const requireMember = (campaign: Campaign, eventId: string) =>
+    campaign.events.includes(eventId)
+      ? Effect.void
+      : Effect.fail(new CampaignMembership({ campaignId: campaign.id, eventId, reason: "not-a-member" }))
+
+  const shape: CoordinatorShape = {
+    schedule,
+    scheduleMany,
+    scheduleTimer: (input) => schedule(Lifecycle.timerRequest(input)),
+    confirm: (eventId, agent) => respond(eventId, agent, { status: "confirmed" }),
+    decline: (eventId, agent) => respond(eventId, agent, { status: "declined" }),
+    defer: (eventId, agent, duration) =>
+      Effect.flatMap(Lifecycle.durationMs(duration, "duration"), (deferMs) =>
+        respond(eventId, agent, { status: "deferred", deferMs })
+      ),
+    cancel: (eventId, options = {}) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        return yield* store.transaction(
+          Effect.gen(function* () {
+            const event = yield* load(eventId)
+            const outcome = yield* Lifecycle.cancel(
+              event,
+              options.actor ?? event.organizer,
+              options.reason,
+              now
+            )
+            yield* commit([outcome.event], outcome.history)
+            yield* doomDependents([event.id], now)
+            return outcome.event
+          })
+        )
+      }),
+    reschedule: (eventId, at, options = {}) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        return yield* store.transaction(
+          Effect.gen(function* () {
+            const event = yield* load(eventId)
+            const outcome = yield* Lifecycle.reschedule(event, at, options.actor ?? event.organizer, now)
+            yield* commit([outcome.event], outcome.history)
+            return outcome.event
+          })
+        )
+      }),
+    get: load,
+    list: (filter = {}) => store.listEvents(filter),
+    history: (eventId) => Effect.zipRight(load(eventId), store.history(eventId)),
+    tick,
+    cleanup: (olderThan = 0) =>
+      Effect.gen(function* () {
+        const ms = yield* Lifecycle.durationMs(olderThan, "olderThan")
+        const now = yield* Clock.currentTimeMillis
+        const removed = yield* store.transaction(store.deleteTerminalBefore(now - ms + 1))
+        return removed.length
+      }),
+    createCampaign: (name) =>
+      Effect.gen(function* () {
+        if (typeof name !== "string" || name.trim() === "") {
+          return yield* new InvalidInput({
+            field: "name",
+            message: "name: a campaign needs a non-empty name"
+          })
+        }
+        const now = yield* Clock.currentTimeMillis
+        const campaign: Campaign = {
+          id: uuidv7(now),
+          name,
+          events: [],
+          dependencies: [],
+          createdAt: new Date(now)
+        }
+        yield* store.transaction(store.insertCampaign(campaign))
+        return campaign
+      }),
+    addToCampaign: (campaignId, target) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        return yield* store.transaction(
+          Effect.gen(function* () {
+            const campaign = yield* loadCampaign(campaignId)
+            if (typeof target === "string") return yield* addExisting(campaign, yield* load(target), now)
+            const event = yield* build(target, now)
+            yield* insert([event], now)
+            return yield* addExisting(campaign, event, now)
+          })
+        )
+      }),
+    link: (campaignId, from, to) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        return yield* store.transaction(
+          Effect.gen(function* () {
+            const campaign = yield* loadCampaign(campaignId)
+            yield* requireMember(campaign, from)
+            yield* requireMember(campaign, to)
+            if (campaign.dependencies.some(([a, b]) => a === from && b === to)) return campaign
+            const cycle = CampaignGraph.cycleThrough(campaign.dependencies, from, to)
+            if (cycle !== null) return yield* new CycleDetected({ campaignId, cycle })
+            yield* store.addCampaignLink(campaignId, from, to)
+            const predecessor = yield* load(from)
+            if (predecessor.status === "missed" || predecessor.status === "cancelled") {
+              yield* store.updateEvents([Lifecycle.doom(yield* load(to), now)])
+            }
+            return { ...campaign, dependencies: [...campaign.dependencies, [from, to] as const] }
+          })
+        )
+      }),
+    executionOrder: (campaignId) =>
+      Effect.map(loadCampaign(campaignId), (c) => CampaignGraph.executionOrder(c.events, c.dependencies)),
+    getCampaign: loadCampaign,
+    listCampaigns: () => store.listCampaigns
+  }
+  return shape
+})
+
+/**
+ * The coordinator over the `EventStore` in context.
+ *
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<Coordinator, never, EventStore> = Layer.effect(Coordinator, make)

@@ -1,0 +1,136 @@
+/**
+ * Every rejection of SPEC 3 as a typed, serializable error. Each error carries the data a caller
+ * needs (the field, the event, the status) and a message a user can act on.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/**
+ * Input that breaks a rule: a bad quorum, agent id, payload, time or duration, a fire time in the
+ * past, a non-positive deferral, a path or command that is not allowed. `field` names the input.
+ *
+ * @since 0.1.0
+ */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  field: Schema.String,
+  message: Schema.String
+}) {}
+
+/** @since 0.1.0 */
+export class EventNotFound extends Schema.TaggedError<EventNotFound>()("EventNotFound", {
+  eventId: Schema.String
+}) {
+  override get message() {
+    return `event ${this.eventId} not found`
+  }
+}
+
+/** @since 0.1.0 */
+export class CampaignNotFound extends Schema.TaggedError<CampaignNotFound>()("CampaignNotFound", {
+  campaignId: Schema.String
+}) {
+  override get message() {
+    return `campaign ${this.campaignId} not found`
+  }
+}
+
+/** @since 0.1.0 */
+export class NotAnAttendee extends Schema.TaggedError<NotAnAttendee>()("NotAnAttendee", {
+  eventId: Schema.String,
+  agent: Schema.String
+}) {
+  override get message() {
+    return `agent ${JSON.stringify(this.agent)} is not an attendee of event ${this.eventId}`
+  }
+}
+
+/**
+ * A response, cancel or reschedule on an event that already ended.
+ *
+ * @since 0.1.0
+ */
+export class EventTerminal extends Schema.TaggedError<EventTerminal>()("EventTerminal", {
+  eventId: Schema.String,
+  status: Schema.Literal("fired", "missed", "cancelled")
+}) {
+  override get message() {
+    return `event ${this.eventId} is already ${this.status}; it accepts no more changes`
+  }
+}
+
+/**
+ * A campaign link that would close a cycle; `cycle` lists its members in order, starting with the
+ * link's `from` (`from → to → … → from`).
+ *
+ * @since 0.1.0
+ */
+export class CycleDetected extends Schema.TaggedError<CycleDetected>()("CycleDetected", {
+  campaignId: Schema.String,
+  cycle: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    return `linking would form a cycle in campaign ${this.campaignId}: ${[...this.cycle, this.cycle[0]].join(" → ")}`
+  }
+}
+
+/**
+ * An event used in a campaign operation that does not belong to that campaign, or already belongs
+ * to another one.
+ *
+ * @since 0.1.0
+ */
+export class CampaignMembership extends Schema.TaggedError<CampaignMembership>()("CampaignMembership", {
+  campaignId: Schema.String,
+  eventId: Schema.String,
+  reason: Schema.Literal("not-a-member", "in-another-campaign"),
+  otherCampaignId: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    return this.reason === "not-a-member"
+      ? `event ${this.eventId} is not in campaign ${this.campaignId}; add it first`
+      : `event ${this.eventId} already belongs to campaign ${this.otherCampaignId}; an event is in at most one campaign`
+  }
+}
+
+/**
+ * The store failed (disk, lock, corruption). The operation was rolled back: nothing was written.
+ *
+ * @since 0.1.0
+ */
+export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
+  message: Schema.String,
+  /** The driver's error code when it has one (e.g. `SQLITE_BUSY`). */
+  code: Schema.optional(Schema.String)
+}) {}
+
+/**
+ * Every error the coordinator can answer with.
+ *
+ * @since 0.1.0
+ */
+export type CoordinatorError =
+  | InvalidInput
+  | EventNotFound
+  | CampaignNotFound
+  | NotAnAttendee
+  | EventTerminal
+  | CycleDetected
+  | CampaignMembership
+  | StorageError
+
+/**
+ * The schema of every coordinator error, for transports (RPC, CLI `--json`).
+ *
+ * @since 0.1.0
+ */
+export const CoordinatorError = Schema.Union(
+  InvalidInput,
+  EventNotFound,
+  CampaignNotFound,
+  NotAnAttendee,
+  EventTerminal,
+  CycleDetected,
+  CampaignMembership,
+  StorageError
+)

@@ -1,0 +1,273 @@
+/**
+ * The storage contract. The store only persists: every rule lives in `Lifecycle` and
+ * `CampaignGraph`, and the `Coordinator` wraps each operation in one `transaction`. Backends are
+ * layers: `layerMemory` here, SQL (SQLite, later Postgres) in `SqlEventStore`.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type { StorageError } from "./Errors.ts"
+import type { Campaign, Event, EventStatus, HistoryEntry } from "./Event.ts"
+import type { Predecessor } from "./Lifecycle.ts"
+import { byFireTime } from "./Lifecycle.ts"
+
+/**
+ * Which events `list` returns. Every given criterion must hold.
+ *
+ * @since 0.1.0
+ */
+export interface EventFilter {
+  readonly status?: EventStatus | ReadonlyArray<EventStatus> | undefined
+  readonly kind?: string | undefined
+  readonly attendee?: string | undefined
+  readonly campaignId?: string | undefined
+  readonly limit?: number | undefined
+}
+
+/** A scheduled event that depends on `predecessorId`. @since 0.1.0 */
+export interface Dependent {
+  readonly predecessorId: string
+  readonly event: Event
+}
+
+/**
+ * The operations a backend provides. Writes are only ever made inside `transaction`, which is
+ * all-or-nothing and serializes writers (also across processes sharing one SQLite file).
+ *
+ * @since 0.1.0
+ */
+export interface EventStoreShape {
+  /** Runs `effect` atomically: on failure nothing it wrote remains. */
+  readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+  readonly insertEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void, StorageError>
+  /** Writes new versions of existing events. */
+  readonly updateEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void, StorageError>
+  readonly getEvent: (id: string) => Effect.Effect<Option.Option<Event>, StorageError>
+  /** Events matching the filter, ordered by (fireAt, id), events without a fire time last. */
+  readonly listEvents: (filter: EventFilter) => Effect.Effect<ReadonlyArray<Event>, StorageError>
+  /** At most `limit` events with `dueAt ≤ now`, earliest first; reads only due rows. */
+  readonly dueEvents: (now: number, limit: number) => Effect.Effect<ReadonlyArray<Event>, StorageError>
+  /** The earliest `dueAt` of any event, for a runner to sleep until. */
+  readonly nextDueAt: Effect.Effect<Option.Option<number>, StorageError>
+  /** The predecessors (campaign links and relative starts) of each of `ids`, as `[eventId, predecessor]`. */
+  readonly predecessors: (
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<readonly [string, Predecessor]>, StorageError>
+  /** The scheduled events that depend on any of `ids`. */
+  readonly dependents: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Dependent>, StorageError>
+  readonly appendHistory: (entries: ReadonlyArray<HistoryEntry>) => Effect.Effect<void, StorageError>
+  /** An event's history, oldest first. */
+  readonly history: (eventId: string) => Effect.Effect<ReadonlyArray<HistoryEntry>, StorageError>
+  readonly insertCampaign: (campaign: Campaign) => Effect.Effect<void, StorageError>
+  readonly getCampaign: (id: string) => Effect.Effect<Option.Option<Campaign>, StorageError>
+  /** Every campaign, oldest first. */
+  readonly listCampaigns: Effect.Effect<ReadonlyArray<Campaign>, StorageError>
+  /** Appends an event to a campaign's order (the event's `campaignId` is written by `updateEvents`). */
+  readonly addCampaignEvent: (campaignId: string, eventId: string) => Effect.Effect<void, StorageError>
+  readonly addCampaignLink: (
+    campaignId: string,
+    from: string,
+    to: string
+  ) => Effect.Effect<void, StorageError>
+  /**
+   * Deletes terminal events that ended before `cutoff`, with their history and campaign
+   * membership, keeping any that a scheduled event still depends on. Returns their ids.
+   */
+  readonly deleteTerminalBefore: (cutoff: number) => Effect.Effect<ReadonlyArray<string>, StorageError>
+}
+
+/**
+ * The event store of the running program.
+ *
+ * @since 0.1.0
+ */
+export class EventStore extends Context.Tag("@t-minus/core/EventStore")<EventStore, EventStoreShape>() {}
+
+const endedAt = (event: Event): number | null =>
+  (event.firedAt ?? event.missedAt ?? event.cancelledAt)?.getTime() ?? null
+
+const statusSet = (status: EventFilter["status"]): ReadonlySet<EventStatus> | null =>
+  status === undefined ? null : new Set(typeof status === "string" ? [status] : status)
+
+/**
+ * An in-memory store, for tests and for runtimes without SQLite. Transactions are serialized and
+ * undone on failure.
+ *
+ * @since 0.1.0
+ */
+export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* () {
+  const events = new Map<string, Event>()
+  const history = new Map<string, Array<HistoryEntry>>()
+  const campaigns = new Map<string, Campaign>()
+  const lock = yield* Effect.makeSemaphore(1)
+  let undo: Array<() => void> | null = null
+
+  // Every mutation records its inverse while a transaction is open.
+  const setIn = <K, V>(map: Map<K, V>, key: K, value: V) => {
+    const had = map.has(key)
+    const previous = map.get(key)
+    map.set(key, value)
+    undo?.push(() => (had ? map.set(key, previous as V) : map.delete(key)))
+  }
+  const deleteIn = <K, V>(map: Map<K, V>, key: K) => {
+    if (!map.has(key)) return
+    const previous = map.get(key) as V
+    map.delete(key)
+    undo?.push(() => map.set(key, previous))
+  }
+
+  const links = () => {
+    const out: Array<readonly [string, string]> = []
+    for (const campaign of campaigns.values()) out.push(...campaign.dependencies)
+    return out
+  }
+
+  return {
+    transaction: (effect) =>
+      lock.withPermits(1)(
+        Effect.suspend(() => {
+          const log: Array<() => void> = []
+          undo = log
+          return effect.pipe(
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                undo = null
+                if (exit._tag === "Failure") for (const revert of log.reverse()) revert()
+              })
+            )
+          )
+        })
+      ),
+    insertEvents: (list) =>
+      Effect.sync(() => {
+        for (const event of list) setIn(events, event.id, event)
+      }),
+    updateEvents: (list) =>
+      Effect.sync(() => {
+        for (const event of list) setIn(events, event.id, event)
+      }),
+    getEvent: (id) => Effect.sync(() => Option.fromNullable(events.get(id))),
+    listEvents: (filter) =>
+      Effect.sync(() => {
+        const statuses = statusSet(filter.status)
+        const out = [...events.values()].filter(
+          (e) =>
+            (statuses === null || statuses.has(e.status)) &&
+            (filter.kind === undefined || e.kind === filter.kind) &&
+            (filter.campaignId === undefined || e.campaignId === filter.campaignId) &&
+            (filter.attendee === undefined || e.attendees.some((a) => a.agent === filter.attendee))
+        )
+        out.sort(byFireTime)
+        return filter.limit === undefined ? out : out.slice(0, filter.limit)
+      }),
+    dueEvents: (now, limit) =>
+      Effect.sync(() =>
+        [...events.values()]
+          .filter((e) => e.dueAt !== null && e.dueAt.getTime() <= now)
+          .sort((a, b) => a.dueAt!.getTime() - b.dueAt!.getTime() || (a.id < b.id ? -1 : 1))
+          .slice(0, limit)
+      ),
+    nextDueAt: Effect.sync(() => {
+      let min: number | null = null
+      for (const e of events.values()) {
+        if (e.dueAt !== null && (min === null || e.dueAt.getTime() < min)) min = e.dueAt.getTime()
+      }
+      return Option.fromNullable(min)
+    }),
+    predecessors: (ids) =>
+      Effect.sync(() => {
+        const wanted = new Set(ids)
+        const out: Array<readonly [string, Predecessor]> = []
+        for (const [from, to] of links()) {
+          const p = events.get(from)
+          if (wanted.has(to) && p !== undefined) out.push([to, { id: p.id, status: p.status }])
+        }
+        for (const id of ids) {
+          const after = events.get(id)?.after
+          const p = after == null ? undefined : events.get(after.eventId)
+          if (p !== undefined) out.push([id, { id: p.id, status: p.status }])
+        }
+        return out
+      }),
+    dependents: (ids) =>
+      Effect.sync(() => {
+        const wanted = new Set(ids)
+        const out: Array<{ predecessorId: string; event: Event }> = []
+        for (const [from, to] of links()) {
+          const e = events.get(to)
+          if (wanted.has(from) && e !== undefined && e.status === "scheduled")
+            out.push({ predecessorId: from, event: e })
+        }
+        for (const e of events.values()) {
+          if (e.after !== null && wanted.has(e.after.eventId) && e.status === "scheduled") {
+            out.push({ predecessorId: e.after.eventId, event: e })
+          }
+        }
+        return out
+      }),
+    appendHistory: (entries) =>
+      Effect.sync(() => {
+        for (const entry of entries) {
+          const list = history.get(entry.eventId) ?? []
+          setIn(history, entry.eventId, [...list, entry])
+        }
+      }),
+    history: (eventId) => Effect.sync(() => history.get(eventId) ?? []),
+    insertCampaign: (campaign) => Effect.sync(() => setIn(campaigns, campaign.id, campaign)),
+    getCampaign: (id) => Effect.sync(() => Option.fromNullable(campaigns.get(id))),
+    listCampaigns: Effect.sync(() =>
+      [...campaigns.values()].sort(
+        (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)
+      )
+    ),
+    addCampaignEvent: (campaignId, eventId) =>
+      Effect.sync(() => {
+        const c = campaigns.get(campaignId)
+        if (c !== undefined) setIn(campaigns, campaignId, { ...c, events: [...c.events, eventId] })
+      }),
+    addCampaignLink: (campaignId, from, to) =>
+      Effect.sync(() => {
+        const c = campaigns.get(campaignId)
+        if (c !== undefined)
+          setIn(campaigns, campaignId, { ...c, dependencies: [...c.dependencies, [from, to] as const] })
+      }),
+    deleteTerminalBefore: (cutoff) =>
+      Effect.sync(() => {
+        const pinned = new Set<string>()
+        for (const [from, to] of links()) if (events.get(to)?.status === "scheduled") pinned.add(from)
+        for (const e of events.values())
+          if (e.status === "scheduled" && e.after !== null) pinned.add(e.after.eventId)
+        const removed: Array<string> = []
+        for (const e of events.values()) {
+          const ended = endedAt(e)
+          if (e.status !== "scheduled" && ended !== null && ended < cutoff && !pinned.has(e.id))
+            removed.push(e.id)
+        }
+        const gone = new Set(removed)
+        for (const id of removed) {
+          deleteIn(events, id)
+          deleteIn(history, id)
+        }
+        for (const c of campaigns.values()) {
+          if (c.events.some((id) => gone.has(id))) {
+            setIn(campaigns, c.id, {
+              ...c,
+              events: c.events.filter((id) => !gone.has(id)),
+              dependencies: c.dependencies.filter(([a, b]) => !gone.has(a) && !gone.has(b))
+            })
+          }
+        }
+        return removed
+      })
+  }
+})
+
+/**
+ * An empty in-memory store.
+ *
+ * @since 0.1.0
+ */
+export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory)

@@ -1,0 +1,158 @@
+/**
+ * The Promise facade, for callers who do not use Effect: Effect inside, plain async methods
+ * outside, failures thrown as the typed error instances of `Errors` (`InvalidInput`,
+ * `EventNotFound`, …).
+ *
+ * ```ts
+ * import { TMinus } from "@t-minus/core"
+ * const tm = await TMinus.open({ filename: "./t-minus.db" })
+ * const review = await tm.schedule({ kind: "review", at: "+5m", attendees: ["alice", "bob"], quorum: 2 })
+ * await tm.confirm(review.id, "alice")
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import { Coordinator, type CoordinatorShape, layer as coordinatorLayer } from "./Coordinator.ts"
+import type { CoordinatorError } from "./Errors.ts"
+import type { Campaign, Event, HistoryEntry, TickResult } from "./Event.ts"
+import type { EventFilter } from "./EventStore.ts"
+import { type EventStore, layerMemory } from "./EventStore.ts"
+import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
+import type { TimeInput } from "./TimeGrammar.ts"
+
+/**
+ * Options shared by every constructor.
+ *
+ * @since 0.1.0
+ */
+export interface EngineOptions {
+  /** Where "now" comes from, in epoch ms; default the system clock. Tests pass a fake one. */
+  readonly now?: (() => number) | undefined
+}
+
+const clockFrom = (now: () => number): Clock.Clock => {
+  const system = Clock.make()
+  return {
+    ...system,
+    unsafeCurrentTimeMillis: now,
+    currentTimeMillis: Effect.sync(now),
+    unsafeCurrentTimeNanos: () => BigInt(now()) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => BigInt(now()) * 1_000_000n)
+  }
+}
+
+/**
+ * A t-minus engine with async methods. Create one with `TMinus.open`, `TMinus.inMemory` or
+ * `TMinus.fromLayer`; `close` releases the database.
+ *
+ * @since 0.1.0
+ */
+export class TMinus {
+  /**
+   * An engine on a SQLite file (default `./t-minus.db`), migrated on open. Node only.
+   */
+  static async open(
+    options: { readonly filename?: string | undefined } & EngineOptions = {}
+  ): Promise<TMinus> {
+    const Sqlite = await import("./sqlite.ts")
+    return TMinus.fromLayer(Sqlite.layerStore({ filename: options.filename }), options)
+  }
+
+  /** An engine whose data lives in memory and is gone on `close`. */
+  static async inMemory(options: EngineOptions = {}): Promise<TMinus> {
+    return TMinus.fromLayer(layerMemory, options)
+  }
+
+  /** An engine on any `EventStore` layer. */
+  static async fromLayer<E>(store: Layer.Layer<EventStore, E>, options: EngineOptions = {}): Promise<TMinus> {
+    const base = Layer.provide(coordinatorLayer, store)
+    const layer = options.now === undefined ? base : Layer.merge(base, Layer.setClock(clockFrom(options.now)))
+    const runtime = ManagedRuntime.make(layer)
+    const engine = new TMinus(runtime as ManagedRuntime.ManagedRuntime<Coordinator, unknown>)
+    await engine.run(() => Effect.void)
+    return engine
+  }
+
+  private readonly runtime: ManagedRuntime.ManagedRuntime<Coordinator, unknown>
+
+  private constructor(runtime: ManagedRuntime.ManagedRuntime<Coordinator, unknown>) {
+    this.runtime = runtime
+  }
+
+  private async run<A>(use: (c: CoordinatorShape) => Effect.Effect<A, CoordinatorError>): Promise<A> {
+    const exit = await this.runtime.runPromiseExit(Effect.flatMap(Coordinator, use))
+    if (Exit.isSuccess(exit)) return exit.value
+    // Throw the typed error itself, not a wrapper, so callers can `instanceof` it.
+    const failure = Cause.failureOption(exit.cause)
+    throw Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+  }
+
+  schedule(input: ScheduleInput): Promise<Event> {
+    return this.run((c) => c.schedule(input))
+  }
+  scheduleMany(inputs: ReadonlyArray<ScheduleInput>): Promise<ReadonlyArray<Event>> {
+    return this.run((c) => c.scheduleMany(inputs))
+  }
+  scheduleTimer(input: TimerInput): Promise<Event> {
+    return this.run((c) => c.scheduleTimer(input))
+  }
+  confirm(eventId: string, agent: string): Promise<Event> {
+    return this.run((c) => c.confirm(eventId, agent))
+  }
+  defer(eventId: string, agent: string, duration: DurationInput): Promise<Event> {
+    return this.run((c) => c.defer(eventId, agent, duration))
+  }
+  decline(eventId: string, agent: string): Promise<Event> {
+    return this.run((c) => c.decline(eventId, agent))
+  }
+  cancel(eventId: string, options?: { reason?: string; actor?: string }): Promise<Event> {
+    return this.run((c) => c.cancel(eventId, options))
+  }
+  reschedule(eventId: string, at: TimeInput, options?: { actor?: string }): Promise<Event> {
+    return this.run((c) => c.reschedule(eventId, at, options))
+  }
+  get(eventId: string): Promise<Event> {
+    return this.run((c) => c.get(eventId))
+  }
+  list(filter?: EventFilter): Promise<ReadonlyArray<Event>> {
+    return this.run((c) => c.list(filter))
+  }
+  history(eventId: string): Promise<ReadonlyArray<HistoryEntry>> {
+    return this.run((c) => c.history(eventId))
+  }
+  tick(now?: TimeInput): Promise<TickResult> {
+    return this.run((c) => c.tick(now))
+  }
+  cleanup(olderThan?: DurationInput): Promise<number> {
+    return this.run((c) => c.cleanup(olderThan))
+  }
+  createCampaign(name: string): Promise<Campaign> {
+    return this.run((c) => c.createCampaign(name))
+  }
+  addToCampaign(campaignId: string, event: string | ScheduleInput): Promise<Event> {
+    return this.run((c) => c.addToCampaign(campaignId, event))
+  }
+  link(campaignId: string, from: string, to: string): Promise<Campaign> {
+    return this.run((c) => c.link(campaignId, from, to))
+  }
+  executionOrder(campaignId: string): Promise<ReadonlyArray<string>> {
+    return this.run((c) => c.executionOrder(campaignId))
+  }
+  getCampaign(campaignId: string): Promise<Campaign> {
+    return this.run((c) => c.getCampaign(campaignId))
+  }
+  listCampaigns(): Promise<ReadonlyArray<Campaign>> {
+    return this.run((c) => c.listCampaigns())
+  }
+  /** Closes the store (and the database file). */
+  close(): Promise<void> {
+    return this.runtime.dispose()
+  }
+}

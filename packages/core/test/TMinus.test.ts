@@ -1,0 +1,92 @@
+import { assert, describe, it } from "@effect/vitest"
+import { CycleDetected, EventNotFound, EventTerminal, NotAnAttendee, TMinus } from "../src/index.ts"
+
+const T = Date.parse("2026-07-01T08:00:00Z")
+
+describe("TMinus (Promise facade)", () => {
+  it("accepts Dates, epoch ms and SPEC 6 strings for times, ms or strings for durations", async () => {
+    let now = T
+    const tm = await TMinus.inMemory({ now: () => now })
+    const byDate = await tm.schedule({
+      kind: "meeting",
+      at: new Date(T + 60_000),
+      attendees: ["a"],
+      quorum: 1
+    })
+    const byEpoch = await tm.schedule({
+      kind: "meeting",
+      at: T + 60_000,
+      attendees: ["a"],
+      quorum: 1,
+      tMinus: 30_000
+    })
+    const byString = await tm.schedule({
+      kind: "meeting",
+      at: "2026-07-01T10:01:00+02:00",
+      attendees: ["a"],
+      quorum: 1,
+      tMinus: "PT30S"
+    })
+    assert.strictEqual(byDate.fireAt?.getTime(), T + 60_000)
+    assert.strictEqual(byEpoch.fireAt?.getTime(), T + 30_000)
+    assert.strictEqual(byString.fireAt?.getTime(), T + 30_000)
+    const deferred = await tm.defer(byDate.id, "a", 90_000)
+    assert.strictEqual(deferred.attendees[0]?.deferMs, 90_000)
+    now += 60_000
+    assert.deepStrictEqual(await tm.tick(), {
+      fired: [],
+      missed: [byEpoch.id, byString.id],
+      deferred: [byDate.id]
+    })
+    await tm.close()
+  })
+
+  it("throws the typed errors of every kind", async () => {
+    const tm = await TMinus.inMemory({ now: () => T })
+    const e = await tm.schedule({ kind: "review", at: "+1m", attendees: ["a"], quorum: 0 })
+    await tm.tick(T + 60_000)
+    assert.instanceOf(await tm.get("nope").catch((x) => x), EventNotFound)
+    assert.instanceOf(await tm.confirm(e.id, "zz").catch((x) => x), EventTerminal)
+    const f = await tm.schedule({ kind: "review", at: "+1m", attendees: ["a"] })
+    assert.instanceOf(await tm.confirm(f.id, "zz").catch((x) => x), NotAnAttendee)
+    const c = await tm.createCampaign("c")
+    await tm.addToCampaign(c.id, f.id)
+    assert.instanceOf(await tm.link(c.id, f.id, f.id).catch((x) => x), CycleDetected)
+    await tm.close()
+  })
+
+  it("offers every operation of the engine", async () => {
+    const tm = await TMinus.inMemory()
+    for (const method of [
+      "schedule",
+      "scheduleMany",
+      "scheduleTimer",
+      "confirm",
+      "defer",
+      "decline",
+      "cancel",
+      "reschedule",
+      "get",
+      "list",
+      "history",
+      "tick",
+      "cleanup",
+      "createCampaign",
+      "addToCampaign",
+      "link",
+      "executionOrder",
+      "getCampaign",
+      "listCampaigns",
+      "close"
+    ]) {
+      assert.isFunction((tm as any)[method], method)
+    }
+    const timer = await tm.scheduleTimer({ at: "+1h" })
+    assert.deepStrictEqual(
+      (await tm.list()).map((x) => x.id),
+      [timer.id]
+    )
+    assert.deepStrictEqual(await tm.listCampaigns(), [])
+    await tm.close()
+  })
+})
