@@ -10,10 +10,10 @@ import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import type { Attendee, Event } from "../src/Event.ts"
+import type { Attendee, Event, HistoryEntry } from "../src/Event.ts"
 import { uuidv7 } from "../src/internal/uuid.ts"
 import * as Lifecycle from "../src/Lifecycle.ts"
-import { toRow } from "../src/SqlEventStore.ts"
+import { MUTABLE_COLUMNS, toRow } from "../src/SqlEventStore.ts"
 import * as Sqlite from "../src/sqlite.ts"
 
 /** `BENCH_SCALE=0.1 pnpm bench` shrinks every size (not the due-set size of the tick bench). */
@@ -56,21 +56,125 @@ export const removeTempDir = (): void => {
 export const createMigrated = (filename: string): Promise<void> =>
   Effect.runPromise(Effect.scoped(Effect.asVoid(Layer.build(Sqlite.layerStore({ filename })))))
 
-/** A raw better-sqlite3 connection with the pragmas our SQLite layer sets (WAL, NORMAL, …). */
+/**
+ * The pragmas of our native driver (`Sqlite.makeDriver`): WAL, no automatic checkpoint (the driver
+ * checkpoints itself after a commit, see `RawCheckpoints`), busy timeout 10 s, synchronous=NORMAL.
+ */
+export const DRIVER_PRAGMAS: ReadonlyArray<string> = [
+  "journal_mode = WAL",
+  "wal_autocheckpoint = 0",
+  "busy_timeout = 10000",
+  "synchronous = NORMAL"
+]
+
+/** A raw better-sqlite3 connection with the pragmas our native driver sets. */
 export const openRaw = (filename: string): Database.Database => {
   const db = new Database(filename)
-  db.pragma("journal_mode = WAL")
-  db.pragma("busy_timeout = 10000")
-  db.pragma("synchronous = NORMAL")
-  db.pragma("foreign_keys = ON")
+  for (const pragma of DRIVER_PRAGMAS) db.pragma(pragma)
   return db
 }
 
-export const pragmaSummary = (db: Database.Database): string => {
-  const journal = db.pragma("journal_mode", { simple: true })
-  const sync = db.pragma("synchronous", { simple: true })
+/** The connection settings that matter here, read with `query` on the connection itself. */
+export const pragmaSummaryWith = (query: (pragma: string) => unknown): string => {
   const names: Record<number, string> = { 0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA" }
-  return `journal_mode=${String(journal)}, synchronous=${names[Number(sync)] ?? String(sync)}`
+  const sync = Number(query("synchronous"))
+  return [
+    `journal_mode=${String(query("journal_mode"))}`,
+    `synchronous=${names[sync] ?? String(sync)}`,
+    `busy_timeout=${String(query("busy_timeout"))}`,
+    `wal_autocheckpoint=${String(query("wal_autocheckpoint"))}`
+  ].join(", ")
+}
+
+export const pragmaSummary = (db: Database.Database): string =>
+  pragmaSummaryWith((pragma) => db.pragma(pragma, { simple: true }))
+
+/** The first column of the first row of an `@effect/sql`-style result. */
+export const firstValue = (rows: ReadonlyArray<unknown>): unknown => {
+  const row = rows[0]
+  return row === undefined || row === null ? undefined : Object.values(row as object)[0]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints
+
+/** Row changes after which our native driver checkpoints (`CHECKPOINT_AFTER_CHANGES` in sqlite.ts). */
+export const CHECKPOINT_AFTER_CHANGES = 2_000
+
+export interface CheckpointRecord {
+  /** `performance.now()` when it started. */
+  readonly at: number
+  readonly ms: number
+}
+
+/**
+ * Every `wal_checkpoint` pragma run in this process (ours through the driver, raw through
+ * `RawCheckpoints`, setup ones too), timed. Recorded by wrapping better-sqlite3's
+ * `Database.prototype.pragma`, which is what the native driver calls; the statements are untouched.
+ */
+export const checkpointLog: Array<CheckpointRecord> = []
+
+{
+  const proto = Database.prototype as unknown as {
+    pragma: (this: Database.Database, source: string, options?: Database.PragmaOptions) => unknown
+  }
+  const original = proto.pragma
+  proto.pragma = function (source, options) {
+    if (!/^\s*wal_checkpoint/i.test(source)) return original.call(this, source, options)
+    const at = performance.now()
+    try {
+      return original.call(this, source, options)
+    } finally {
+      checkpointLog.push({ at, ms: performance.now() - at })
+    }
+  }
+}
+
+/** The checkpoints that started in `[from, to)`. */
+export const checkpointsBetween = (from: number, to = Number.POSITIVE_INFINITY): Array<CheckpointRecord> =>
+  checkpointLog.filter((c) => c.at >= from && c.at < to)
+
+/**
+ * Our native driver's checkpoint policy on a raw connection: count the row changes of the
+ * statements run, and after a commit that brings them to ≥ 2,000 run `wal_checkpoint(PASSIVE)`
+ * (ours runs it in a forked fiber just after the commit; raw runs it at once, after the commit).
+ */
+export class RawCheckpoints {
+  private changes = 0
+  private readonly db: Database.Database
+  constructor(db: Database.Database) {
+    this.db = db
+  }
+  /** Counts the row changes of a statement run (`RunResult.changes`). */
+  add(changes: number): void {
+    this.changes += changes
+  }
+  /** To call after each COMMIT. */
+  afterCommit(): void {
+    if (this.changes < CHECKPOINT_AFTER_CHANGES) return
+    this.changes = 0
+    this.db.pragma("wal_checkpoint(PASSIVE)")
+  }
+}
+
+/** A write transaction as our native driver runs it: prepared `BEGIN IMMEDIATE` … `COMMIT`. */
+export const rawTransaction = (db: Database.Database, checkpoints: RawCheckpoints) => {
+  const begin = db.prepare("BEGIN IMMEDIATE")
+  const commit = db.prepare("COMMIT")
+  const rollback = db.prepare("ROLLBACK")
+  return <A>(body: () => A): A => {
+    begin.run()
+    let result: A
+    try {
+      result = body()
+    } catch (error) {
+      if (db.inTransaction) rollback.run()
+      throw error
+    }
+    commit.run()
+    checkpoints.afterCommit()
+    return result
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -108,6 +212,8 @@ export const reviewInputs = (count: number, firstAt: number, offset = 0): Array<
 /** The positional parameters of the rows our store writes for one new event. */
 export interface EventRows {
   readonly id: string
+  /** The event itself. */
+  readonly source: Event
   /** The `events` row, in column order. */
   readonly event: Array<unknown>
   /** `event_agents` rows, flattened: agent, event_id, agent, event_id, … */
@@ -143,6 +249,7 @@ export const rowsOf = (event: Event, now: number, confirmedBy: ReadonlyArray<str
   for (const agent of confirmedBy) history.push(historyRow(event, "confirmed", agent, now, {}))
   return {
     id: event.id,
+    source: event,
     event: Object.values(toRow(event)),
     agents: event.attendees.flatMap((a) => [a.agent, event.id]),
     history
@@ -201,8 +308,6 @@ export const makeEventFactory = () => {
 // ---------------------------------------------------------------------------------------------
 // Raw statements: the same writes our store's transaction makes
 
-export const BUMP = "UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'"
-
 const placeholders = (columns: number, rows: number): string => {
   const one = `(${Array.from({ length: columns }, () => "?").join(", ")})`
   return Array.from({ length: rows }, () => one).join(", ")
@@ -215,15 +320,33 @@ export const insertAgentsSql = (rows: number): string =>
 export const insertHistorySql = (rows: number): string =>
   `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${placeholders(5, rows)}`
 
-/** Inserts rows with one prepared single-row statement per table (no transaction of its own). */
+/** Our store's per-event update (`UPDATE_EVENT` in SqlEventStore.ts): the mutable columns by id. */
+export const UPDATE_EVENT_SQL = `UPDATE events SET ${MUTABLE_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`
+
+/** The parameters of `UPDATE_EVENT_SQL` for an event, as `updateEvents` binds them. */
+export const updateParams = (event: Event): Array<unknown> => {
+  const row = toRow(event) as Record<string, unknown>
+  return [...MUTABLE_COLUMNS.map((c) => row[c]), event.id]
+}
+
+/** `history` parameters (event_id, at, type, actor, detail) of entries, as `appendHistory` binds them. */
+export const historyParams = (entries: ReadonlyArray<HistoryEntry>): Array<unknown> =>
+  entries.flatMap((h) => [h.eventId, h.at.getTime(), h.type, h.actor, JSON.stringify(h.detail)])
+
+/**
+ * Inserts rows with one prepared single-row statement per row (no transaction of its own);
+ * returns the row changes.
+ */
 export const rowInserter = (db: Database.Database) => {
   const event = db.prepare(insertEventsSql(1))
   const agent = db.prepare(insertAgentsSql(1))
   const history = db.prepare(insertHistorySql(1))
-  return (rows: EventRows): void => {
-    event.run(rows.event)
-    for (let k = 0; k < rows.agents.length; k += 2) agent.run(rows.agents[k], rows.agents[k + 1])
-    for (const h of rows.history) history.run(h)
+  return (rows: EventRows): number => {
+    let changes = event.run(rows.event).changes
+    for (let k = 0; k < rows.agents.length; k += 2)
+      changes += agent.run(rows.agents[k], rows.agents[k + 1]).changes
+    for (const h of rows.history) changes += history.run(h).changes
+    return changes
   }
 }
 

@@ -9,6 +9,7 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CampaignGraph from "./CampaignGraph.ts"
@@ -124,35 +125,35 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
   const commit = (events: ReadonlyArray<Event>, history: ReadonlyArray<HistoryEntry>) =>
     Effect.zipRight(store.updateEvents(events), store.appendHistory(history))
 
-  /** Validates one request and, for a relative start, resolves its predecessor. */
-  const build = (input: Lifecycle.ScheduleInput, now: number) =>
+  /** Resolves the predecessor of a relative start: its fire time may be known already. */
+  const resolveAfter = (event: Event, after: NonNullable<Event["after"]>, now: number) =>
     Effect.gen(function* () {
-      const event = yield* Lifecycle.buildEvent(input, uuidv7(now), now)
-      if (event.after === null) return event
-      const predecessor = yield* store.getEvent(event.after.eventId)
+      const predecessor = yield* store.getEvent(after.eventId)
       if (Option.isNone(predecessor)) {
-        return yield* new InvalidInput({
-          field: "after",
-          message: `after: event ${event.after.eventId} not found`
-        })
+        return yield* new InvalidInput({ field: "after", message: `after: event ${after.eventId} not found` })
       }
       const p = predecessor.value
       if (p.status === "missed" || p.status === "cancelled") {
         return yield* new EventTerminal({ eventId: p.id, status: p.status })
       }
-      if (p.status === "fired") {
-        // The predecessor already fired: the start is known now.
-        const released = Lifecycle.release(event, p.id, p.firedAt!.getTime(), now).event
-        if (released.fireAt!.getTime() < now) {
-          return yield* new InvalidInput({
-            field: "after",
-            message: `after: ${p.id} fired at ${p.firedAt!.toISOString()}, so the fire time ${released.fireAt!.toISOString()} is in the past`
-          })
-        }
-        return { ...released, version: 1 }
+      if (p.status !== "fired") return event
+      const released = Lifecycle.release(event, p.id, p.firedAt!.getTime(), now).event
+      if (released.fireAt!.getTime() < now) {
+        return yield* new InvalidInput({
+          field: "after",
+          message: `after: ${p.id} fired at ${p.firedAt!.toISOString()}, so the fire time ${released.fireAt!.toISOString()} is in the past`
+        })
       }
-      return event
+      return { ...released, version: 1 }
     })
+
+  /** Validates one request (synchronously, unless it starts after another event). */
+  const build = (input: Lifecycle.ScheduleInput, now: number): Effect.Effect<Event, CoordinatorError> => {
+    const built = Lifecycle.buildEvent(input, uuidv7(now), now)
+    if (Either.isLeft(built)) return Effect.fail(built.left)
+    const event = built.right
+    return event.after === null ? Effect.succeed(event) : resolveAfter(event, event.after, now)
+  }
 
   const insert = (events: ReadonlyArray<Event>, now: number) =>
     Effect.zipRight(
@@ -176,7 +177,15 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
         Effect.gen(function* () {
           const events: Array<Event> = []
           for (let i = 0; i < inputs.length; i++) {
-            events.push(yield* Effect.mapError(build(inputs[i]!, now), prefixField(i)))
+            const input = inputs[i]!
+            if (input.after === undefined) {
+              // The common case stays out of Effect: one plain validation per event.
+              const built = Lifecycle.buildEvent(input, uuidv7(now), now)
+              if (Either.isLeft(built)) return yield* Effect.fail(prefixField(i)(built.left))
+              events.push(built.right)
+            } else {
+              events.push(yield* Effect.mapError(build(input, now), prefixField(i)))
+            }
           }
           yield* insert(events, now)
           return events as ReadonlyArray<Event>

@@ -7,6 +7,7 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { StorageError } from "./Errors.ts"
@@ -119,6 +120,14 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     undo?.push(() => map.set(key, previous))
   }
 
+  // Reads outside a transaction wait while another fiber's transaction is open, so they never
+  // see writes that may still be undone.
+  const inTransaction = FiberRef.unsafeMake(false)
+  const read = <A>(f: () => A): Effect.Effect<A> =>
+    Effect.withFiberRuntime((fiber) =>
+      undo === null || fiber.getFiberRef(inTransaction) ? Effect.sync(f) : lock.withPermits(1)(Effect.sync(f))
+    )
+
   const links = () => {
     const out: Array<readonly [string, string]> = []
     for (const campaign of campaigns.values()) out.push(...campaign.dependencies)
@@ -126,20 +135,24 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
   }
 
   return {
-    transaction: (effect) =>
-      lock.withPermits(1)(
-        Effect.suspend(() => {
-          const log: Array<() => void> = []
-          undo = log
-          return effect.pipe(
-            Effect.onExit((exit) =>
-              Effect.sync(() => {
-                undo = null
-                if (exit._tag === "Failure") for (const revert of log.reverse()) revert()
+    transaction: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.withFiberRuntime<A, E, R>((fiber) =>
+        fiber.getFiberRef(inTransaction)
+          ? effect
+          : lock.withPermits(1)(
+              Effect.suspend(() => {
+                const log: Array<() => void> = []
+                undo = log
+                return Effect.locally(effect, inTransaction, true).pipe(
+                  Effect.onExit((exit) =>
+                    Effect.sync(() => {
+                      undo = null
+                      if (exit._tag === "Failure") for (const revert of log.reverse()) revert()
+                    })
+                  )
+                )
               })
             )
-          )
-        })
       ),
     insertEvents: (list) =>
       Effect.sync(() => {
@@ -149,9 +162,9 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
       Effect.sync(() => {
         for (const event of list) setIn(events, event.id, event)
       }),
-    getEvent: (id) => Effect.sync(() => Option.fromNullable(events.get(id))),
+    getEvent: (id) => read(() => Option.fromNullable(events.get(id))),
     listEvents: (filter) =>
-      Effect.sync(() => {
+      read(() => {
         const statuses = statusSet(filter.status)
         const out = [...events.values()].filter(
           (e) =>
@@ -164,13 +177,13 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
         return filter.limit === undefined ? out : out.slice(0, filter.limit)
       }),
     dueEvents: (now, limit) =>
-      Effect.sync(() =>
+      read(() =>
         [...events.values()]
           .filter((e) => e.dueAt !== null && e.dueAt.getTime() <= now)
           .sort((a, b) => a.dueAt!.getTime() - b.dueAt!.getTime() || (a.id < b.id ? -1 : 1))
           .slice(0, limit)
       ),
-    nextDueAt: Effect.sync(() => {
+    nextDueAt: read(() => {
       let min: number | null = null
       for (const e of events.values()) {
         if (e.dueAt !== null && (min === null || e.dueAt.getTime() < min)) min = e.dueAt.getTime()
@@ -178,7 +191,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
       return Option.fromNullable(min)
     }),
     predecessors: (ids) =>
-      Effect.sync(() => {
+      read(() => {
         const wanted = new Set(ids)
         const out: Array<readonly [string, Predecessor]> = []
         for (const [from, to] of links()) {
@@ -193,7 +206,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
         return out
       }),
     dependents: (ids) =>
-      Effect.sync(() => {
+      read(() => {
         const wanted = new Set(ids)
         const out: Array<{ predecessorId: string; event: Event }> = []
         for (const [from, to] of links()) {
@@ -215,10 +228,10 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
           setIn(history, entry.eventId, [...list, entry])
         }
       }),
-    history: (eventId) => Effect.sync(() => history.get(eventId) ?? []),
+    history: (eventId) => read(() => history.get(eventId) ?? []),
     insertCampaign: (campaign) => Effect.sync(() => setIn(campaigns, campaign.id, campaign)),
-    getCampaign: (id) => Effect.sync(() => Option.fromNullable(campaigns.get(id))),
-    listCampaigns: Effect.sync(() =>
+    getCampaign: (id) => read(() => Option.fromNullable(campaigns.get(id))),
+    listCampaigns: read(() =>
       [...campaigns.values()].sort(
         (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)
       )

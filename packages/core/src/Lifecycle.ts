@@ -90,6 +90,7 @@ export const durationMs = (
 ): Either.Either<number, InvalidInput> => parseDuration(input, { field, bareNumber })
 
 const checkAgents = (agents: ReadonlyArray<string>): Either.Either<ReadonlyArray<string>, InvalidInput> => {
+  if (!Array.isArray(agents)) return Either.left(invalid("attendees", "must be a list of agent ids"))
   const seen = new Set<string>()
   for (const agent of agents) {
     if (typeof agent !== "string" || agent.trim() === "") {
@@ -115,6 +116,20 @@ const isJsonValue = (value: unknown, depth: number): boolean => {
   return false
 }
 
+/** UTF-8 byte length of a string, without encoding it. */
+const utf8Length = (text: string): number => {
+  let bytes = text.length
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 2 // a surrogate pair: 2 UTF-16 units, 4 bytes
+      i++
+    } else if (code > 0x7ff) bytes += 2
+    else if (code > 0x7f) bytes += 1
+  }
+  return bytes
+}
+
 /**
  * Checks that a payload is a JSON value of at most 64 KiB once serialized.
  *
@@ -127,7 +142,7 @@ export const checkPayload = (payload: unknown): Either.Either<unknown, InvalidIn
       invalid("payload", "must be a JSON value (null, boolean, finite number, string, array or plain object)")
     )
   }
-  const bytes = new TextEncoder().encode(JSON.stringify(payload)).length
+  const bytes = utf8Length(JSON.stringify(payload))
   return bytes > MAX_PAYLOAD_BYTES
     ? Either.left(invalid("payload", `is ${bytes} bytes serialized; the limit is ${MAX_PAYLOAD_BYTES}`))
     : Either.right(payload)
@@ -177,14 +192,18 @@ export const checkAction = (action: Action, field: string): Either.Either<Action
   }
 }
 
+const NO_ACTIONS: EventActions = { onFire: [], onMiss: [] }
+
 const checkActions = (
   onFire: ReadonlyArray<Action> | undefined,
   onMiss: ReadonlyArray<Action> | undefined
 ): Either.Either<EventActions, InvalidInput> =>
-  Either.all({
-    onFire: Either.all((onFire ?? []).map((action, i) => checkAction(action, `onFire[${i}]`))),
-    onMiss: Either.all((onMiss ?? []).map((action, i) => checkAction(action, `onMiss[${i}]`)))
-  })
+  (onFire === undefined || onFire.length === 0) && (onMiss === undefined || onMiss.length === 0)
+    ? Either.right(NO_ACTIONS)
+    : Either.all({
+        onFire: Either.all((onFire ?? []).map((action, i) => checkAction(action, `onFire[${i}]`))),
+        onMiss: Either.all((onMiss ?? []).map((action, i) => checkAction(action, `onMiss[${i}]`)))
+      })
 
 const checkFireAt = (fireAt: number, now: number, field: string): Either.Either<number, InvalidInput> =>
   fireAt < now
@@ -233,93 +252,108 @@ export const buildEvent = (
   input: ScheduleInput,
   id: string,
   now: number
-): Either.Either<Event, InvalidInput> =>
-  Either.gen(function* () {
-    if (typeof input.kind !== "string" || !isEventKind(input.kind)) {
-      return yield* Either.left(
-        invalid(
-          "kind",
-          `${JSON.stringify(input.kind)} is not one of meeting, checkpoint, review, deploy, timer or custom:<name>`
-        )
+): Either.Either<Event, InvalidInput> => {
+  // Written with early returns rather than Either.gen: it runs once per scheduled event.
+  if (typeof input.kind !== "string" || !isEventKind(input.kind)) {
+    return Either.left(
+      invalid(
+        "kind",
+        `${JSON.stringify(input.kind)} is not one of meeting, checkpoint, review, deploy, timer or custom:<name>`
       )
-    }
-    const organizer = input.organizer ?? DEFAULT_ORGANIZER
-    if (typeof organizer !== "string" || organizer.trim() === "") {
-      return yield* Either.left(invalid("organizer", "must be a non-empty agent id"))
-    }
-    if (input.name !== undefined && typeof input.name !== "string") {
-      return yield* Either.left(invalid("name", "must be a string"))
-    }
-    const agents = yield* checkAgents(input.attendees ?? [])
-    const quorum = input.quorum ?? agents.length
-    if (!Number.isInteger(quorum) || quorum < 0 || quorum > agents.length) {
-      return yield* Either.left(
-        invalid(
-          "quorum",
-          `must be a whole number from 0 to ${agents.length} (the number of attendees), got ${quorum}`
-        )
+    )
+  }
+  const organizer = input.organizer ?? DEFAULT_ORGANIZER
+  if (typeof organizer !== "string" || organizer.trim() === "") {
+    return Either.left(invalid("organizer", "must be a non-empty agent id"))
+  }
+  if (input.name !== undefined && typeof input.name !== "string") {
+    return Either.left(invalid("name", "must be a string"))
+  }
+  const agents = checkAgents(input.attendees ?? [])
+  if (Either.isLeft(agents)) return Either.left(agents.left)
+  const attendeeCount = agents.right.length
+  const quorum = input.quorum ?? attendeeCount
+  if (!Number.isInteger(quorum) || quorum < 0 || quorum > attendeeCount) {
+    return Either.left(
+      invalid(
+        "quorum",
+        `must be a whole number from 0 to ${attendeeCount} (the number of attendees), got ${quorum}`
       )
-    }
-    const maxDeferrals = input.maxDeferrals ?? DEFAULT_MAX_DEFERRALS
-    if (!Number.isInteger(maxDeferrals) || maxDeferrals < 0) {
-      return yield* Either.left(invalid("maxDeferrals", `must be a whole number ≥ 0, got ${maxDeferrals}`))
-    }
-    const payload = yield* checkPayload(input.payload)
-    const actions = yield* checkActions(input.onFire, input.onMiss)
-    const tMinusMs = input.tMinus === undefined ? 0 : yield* durationMs(input.tMinus, "tMinus")
+    )
+  }
+  const maxDeferrals = input.maxDeferrals ?? DEFAULT_MAX_DEFERRALS
+  if (!Number.isInteger(maxDeferrals) || maxDeferrals < 0) {
+    return Either.left(invalid("maxDeferrals", `must be a whole number ≥ 0, got ${maxDeferrals}`))
+  }
+  const payload = checkPayload(input.payload)
+  if (Either.isLeft(payload)) return Either.left(payload.left)
+  const actions = checkActions(input.onFire, input.onMiss)
+  if (Either.isLeft(actions)) return Either.left(actions.left)
+  const tMinus = input.tMinus === undefined ? Either.right(0) : durationMs(input.tMinus, "tMinus")
+  if (Either.isLeft(tMinus)) return Either.left(tMinus.left)
+  const tMinusMs = tMinus.right
 
-    let scheduledAt: number | null = null
-    let fireAt: number | null = null
-    let after: Event["after"] = null
-    if (input.after !== undefined) {
-      if (input.at !== undefined)
-        return yield* Either.left(invalid("at", "give either at or after, not both"))
-      after = yield* parseAfter(input.after)
-    } else {
-      if (input.at === undefined) return yield* Either.left(invalid("at", "is required (or give after)"))
-      scheduledAt = yield* parseTime(input.at, now, { field: "at" })
-      fireAt = yield* checkFireAt(scheduledAt - tMinusMs, now, "at")
-    }
-    const deadline =
-      input.deadline === undefined ? null : yield* parseTime(input.deadline, now, { field: "deadline" })
-    if (deadline !== null && fireAt !== null && deadline < fireAt) {
-      return yield* Either.left(
+  let scheduledAt: number | null = null
+  let fireAt: number | null = null
+  let after: Event["after"] = null
+  if (input.after !== undefined) {
+    if (input.at !== undefined) return Either.left(invalid("at", "give either at or after, not both"))
+    const parsed = parseAfter(input.after)
+    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+    after = parsed.right
+  } else {
+    if (input.at === undefined) return Either.left(invalid("at", "is required (or give after)"))
+    const parsed = parseTime(input.at, now, { field: "at" })
+    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+    scheduledAt = parsed.right
+    const checked = checkFireAt(scheduledAt - tMinusMs, now, "at")
+    if (Either.isLeft(checked)) return Either.left(checked.left)
+    fireAt = checked.right
+  }
+  let deadline: number | null = null
+  if (input.deadline !== undefined) {
+    const parsed = parseTime(input.deadline, now, { field: "deadline" })
+    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+    deadline = parsed.right
+    if (fireAt !== null && deadline < fireAt) {
+      return Either.left(
         invalid(
           "deadline",
           `${new Date(deadline).toISOString()} is before the fire time ${new Date(fireAt).toISOString()}`
         )
       )
     }
-    const at = new Date(now)
-    const event: Event = {
-      id,
-      kind: input.kind,
-      name: input.name ?? null,
-      organizer,
-      attendees: agents.map((agent) => ({ agent, status: "pending", respondedAt: null })),
-      quorum,
-      scheduledAt: scheduledAt === null ? null : new Date(scheduledAt),
-      tMinusMs,
-      fireAt: fireAt === null ? null : new Date(fireAt),
-      dueAt: null,
-      status: "scheduled",
-      payload,
-      actions,
-      maxDeferrals,
-      deferralsUsed: 0,
-      deadline: deadline === null ? null : new Date(deadline),
-      after,
-      campaignId: null,
-      createdAt: at,
-      updatedAt: at,
-      firedAt: null,
-      missedAt: null,
-      cancelledAt: null,
-      reason: null,
-      version: 1
-    }
-    return withDueAt(event, now)
-  })
+  }
+  const at = new Date(now)
+  const event: Event = {
+    id,
+    kind: input.kind,
+    name: input.name ?? null,
+    organizer,
+    attendees: agents.right.map((agent) => ({ agent, status: "pending", respondedAt: null })),
+    quorum,
+    scheduledAt: scheduledAt === null ? null : new Date(scheduledAt),
+    tMinusMs,
+    fireAt: fireAt === null ? null : new Date(fireAt),
+    dueAt: null,
+    status: "scheduled",
+    payload: payload.right,
+    actions: actions.right,
+    maxDeferrals,
+    deferralsUsed: 0,
+    deadline: deadline === null ? null : new Date(deadline),
+    after,
+    campaignId: null,
+    createdAt: at,
+    updatedAt: at,
+    firedAt: null,
+    missedAt: null,
+    cancelledAt: null,
+    reason: null,
+    version: 1
+  }
+  return Either.right(withDueAt(event, now))
+}
 
 /**
  * A timer as a schedule request: kind `timer`, no attendees, quorum 0.

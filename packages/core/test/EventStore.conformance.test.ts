@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type { Event } from "../src/Event.ts"
 import { EventStore } from "../src/EventStore.ts"
@@ -70,9 +72,9 @@ for (const [backend, store] of backends) {
           deadline: null
         })
         yield* s.transaction(s.insertEvents([e, relative]))
-        assert.deepStrictEqual(yield* s.getEvent(e.id), Option.some(e))
-        assert.deepStrictEqual(yield* s.getEvent(relative.id), Option.some(relative))
-        assert.deepStrictEqual(yield* s.getEvent("missing"), Option.none())
+        assert.deepStrictEqual(Option.getOrThrow(yield* s.getEvent(e.id)), e)
+        assert.deepStrictEqual(Option.getOrThrow(yield* s.getEvent(relative.id)), relative)
+        assert.isTrue(Option.isNone(yield* s.getEvent("missing")))
         for (const payload of [null, 0, -1.25, true, [], {}, "✓"]) {
           const p = event({ payload })
           yield* s.transaction(s.insertEvents([p]))
@@ -96,7 +98,7 @@ for (const [backend, store] of backends) {
           reason: "ok"
         }
         yield* s.transaction(s.updateEvents([fired]))
-        assert.deepStrictEqual(yield* s.getEvent(e.id), Option.some(fired))
+        assert.deepStrictEqual(Option.getOrThrow(yield* s.getEvent(e.id)), fired)
       })
     )
 
@@ -127,10 +129,10 @@ for (const [backend, store] of backends) {
           )
         )
         assert.deepStrictEqual(result._tag, "Left")
-        assert.deepStrictEqual(yield* s.getEvent(lost.id), Option.none())
-        assert.deepStrictEqual(yield* s.getEvent(kept.id), Option.some(kept))
+        assert.isTrue(Option.isNone(yield* s.getEvent(lost.id)))
+        assert.deepStrictEqual(Option.getOrThrow(yield* s.getEvent(kept.id)), kept)
         assert.deepStrictEqual(yield* s.history(kept.id), [])
-        assert.deepStrictEqual(yield* s.getCampaign("c-lost"), Option.none())
+        assert.isTrue(Option.isNone(yield* s.getCampaign("c-lost")))
       })
     )
 
@@ -152,6 +154,38 @@ for (const [backend, store] of backends) {
           { concurrency: "unbounded" }
         )
         assert.strictEqual(Option.getOrThrow(yield* s.getEvent(e.id)).version, 25)
+      })
+    )
+
+    test(
+      "a read outside a transaction never sees writes that may still be undone",
+      Effect.gen(function* () {
+        const s = yield* EventStore
+        const e = event()
+        const gate = yield* Deferred.make<void>()
+        const written = yield* Deferred.make<void>()
+        const writer = yield* Effect.fork(
+          Effect.either(
+            s.transaction(
+              Effect.gen(function* () {
+                yield* s.insertEvents([e])
+                yield* Deferred.succeed(written, undefined)
+                yield* Deferred.await(gate)
+                return yield* Effect.fail("abort" as const)
+              })
+            )
+          )
+        )
+        yield* Deferred.await(written)
+        const reading = yield* Deferred.make<void>()
+        const reader = yield* Effect.fork(
+          Effect.zipRight(Deferred.succeed(reading, undefined), s.getEvent(e.id))
+        )
+        yield* Deferred.await(reading)
+        for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(writer)
+        assert.isTrue(Option.isNone(yield* Fiber.join(reader)))
       })
     )
 
@@ -185,7 +219,7 @@ for (const [backend, store] of backends) {
       "due events: only dueAt ≤ now, earliest first, bounded; nextDueAt is the earliest",
       Effect.gen(function* () {
         const s = yield* EventStore
-        assert.deepStrictEqual(yield* s.nextDueAt, Option.none())
+        assert.isTrue(Option.isNone(yield* s.nextDueAt))
         const a = event({ id: "due-a", dueAt: new Date(T + 2) })
         const b = event({ id: "due-b", dueAt: new Date(T + 1) })
         const c = event({ id: "due-c", dueAt: new Date(T + 3) })
@@ -200,7 +234,7 @@ for (const [backend, store] of backends) {
           ["due-b"]
         )
         assert.deepStrictEqual(yield* s.dueEvents(T, 10), [])
-        assert.deepStrictEqual(yield* s.nextDueAt, Option.some(T + 1))
+        assert.deepStrictEqual(Option.getOrThrow(yield* s.nextDueAt), T + 1)
       })
     )
 
@@ -315,19 +349,16 @@ for (const [backend, store] of backends) {
             yield* s.addCampaignLink("k1", "a", "m")
           })
         )
-        assert.deepStrictEqual(
-          yield* s.getCampaign("k1"),
-          Option.some({
-            id: "k1",
-            name: "first",
-            events: ["z", "a", "m"],
-            dependencies: [
-              ["z", "m"],
-              ["a", "m"]
-            ],
-            createdAt: new Date(T)
-          })
-        )
+        assert.deepStrictEqual(Option.getOrThrow(yield* s.getCampaign("k1")), {
+          id: "k1",
+          name: "first",
+          events: ["z", "a", "m"],
+          dependencies: [
+            ["z", "m"],
+            ["a", "m"]
+          ],
+          createdAt: new Date(T)
+        })
         assert.deepStrictEqual(
           (yield* s.listCampaigns).map((c) => c.id),
           ["k1", "k2"]
@@ -378,7 +409,7 @@ for (const [backend, store] of backends) {
           s.updateEvents([{ ...live, status: "fired", firedAt: new Date(T), dueAt: null }])
         )
         assert.sameMembers([...(yield* s.transaction(s.deleteTerminalBefore(T + 1)))], ["old", "live"])
-        assert.deepStrictEqual(yield* s.getEvent("old"), Option.none())
+        assert.isTrue(Option.isNone(yield* s.getEvent("old")))
         assert.deepStrictEqual(yield* s.history("old"), [])
         assert.deepStrictEqual(Option.getOrThrow(yield* s.getCampaign("c")).events, [])
         assert.deepStrictEqual(Option.getOrThrow(yield* s.getCampaign("c")).dependencies, [])

@@ -9,7 +9,8 @@ export const backends: ReadonlyArray<
   readonly [name: string, store: () => Layer.Layer<EventStore.EventStore, StorageError>]
 > = [
   ["memory", () => EventStore.layerMemory],
-  ["sqlite", () => Sqlite.layerStore({ filename: ":memory:" })]
+  ["sqlite", () => Sqlite.layerStore({ filename: ":memory:" })],
+  ["sqlite via @effect/sql SqlClient", () => Sqlite.layerSqlClientStore({ filename: ":memory:" })]
 ]
 
 /** A coordinator over a fresh store of the given backend. */

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -7,9 +7,9 @@ import { fileURLToPath, pathToFileURL } from "node:url"
 import { promisify } from "node:util"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
+import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
-import { Coordinator } from "../src/Coordinator.ts"
-import { InvalidInput, TMinus } from "../src/index.ts"
+import { Coordinator, InvalidInput, TMinus } from "../src/index.ts"
 import * as SqlEventStore from "../src/SqlEventStore.ts"
 import * as Sqlite from "../src/sqlite.ts"
 
@@ -73,6 +73,11 @@ describe("SQLite backend", () => {
       }).pipe(Effect.provide(Sqlite.layerClient({ filename })))
     )
     assert.deepStrictEqual(mode, ["wal", 10_000])
+    const native = file("native-wal.db")
+    await (await TMinus.open({ filename: native })).close()
+    const db = new Database(native, { readonly: true })
+    assert.strictEqual(db.pragma("journal_mode", { simple: true }), "wal")
+    db.close()
   })
 
   it("the facade throws the typed error instances", async () => {
@@ -143,26 +148,45 @@ describe("SQLite backend", () => {
     await tm.close()
   })
 
-  it.effect("tick reads only due rows: every query it runs is served by an index", () =>
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const c = yield* Coordinator
-      // Enough rows that SQLite's planner would rather scan if no index fitted.
-      yield* c.scheduleMany(Array.from({ length: 2_000 }, (_, i) => ({ kind: "timer", at: `+${i + 1}h` })))
-      const plan = (statement: { compile: () => readonly [string, ReadonlyArray<unknown>] }) => {
-        const [text, params] = statement.compile()
-        return sql
-          .unsafe<{ detail: string }>(`EXPLAIN QUERY PLAN ${text}`, params)
-          .pipe(Effect.map((rows) => rows.map((r) => r.detail)))
-      }
-      const due = yield* plan(SqlEventStore.dueQuery(sql, Date.now(), 1_000))
-      const preds = yield* plan(SqlEventStore.predecessorsQuery(sql, ["a", "b"]))
-      const deps = yield* plan(SqlEventStore.dependentsQuery(sql, ["a", "b"]))
-      console.log(["due:", ...due, "predecessors:", ...preds, "dependents:", ...deps].join("\n  "))
-      assert.deepStrictEqual(due, ["SEARCH events USING INDEX events_due (due_at>? AND due_at<?)"])
-      for (const line of [...due, ...preds, ...deps]) {
-        assert.notMatch(line, /^SCAN (events|campaign_links)\b/, `full scan in: ${line}`)
-      }
-    }).pipe(Effect.provide(Sqlite.layer({ filename: file("plan.db") })))
-  )
+  it("the WAL stays bounded while one fiber writes back to back (checkpoints keep pace)", async () => {
+    const filename = file("wal-bound.db")
+    const input = { kind: "review", at: "+1h", attendees: ["a", "b", "c"], quorum: 2 }
+    const largestWal = await Effect.runPromise(
+      Effect.gen(function* () {
+        const c = yield* Coordinator.Coordinator
+        const batch = Array.from({ length: 1_000 }, () => input)
+        let largest = 0
+        for (let i = 0; i < 30; i++) {
+          yield* c.scheduleMany(batch)
+          largest = Math.max(largest, statSync(`${filename}-wal`).size)
+        }
+        return largest
+      }).pipe(Effect.provide(Sqlite.layer({ filename })))
+    )
+    // Without checkpoints the WAL would hold every page written: more than the database itself.
+    assert.isBelow(largestWal, statSync(filename).size / 2)
+  })
+
+  it("tick reads only due rows: every query it runs is served by an index", async () => {
+    const filename = file("plan.db")
+    const tm = await TMinus.open({ filename })
+    // Enough rows that SQLite's planner would rather scan if no index fitted.
+    await tm.scheduleMany(Array.from({ length: 2_000 }, (_, i) => ({ kind: "timer", at: `+${i + 1}h` })))
+    await tm.close()
+    const db = new Database(filename, { readonly: true })
+    const plan = ([sql, params]: readonly [string, ReadonlyArray<unknown>]) =>
+      db
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .all(...params)
+        .map((row: any) => row.detail as string)
+    const due = plan(SqlEventStore.dueQuery(Date.now(), 1_000))
+    const preds = plan(SqlEventStore.predecessorsQuery(["a", "b"]))
+    const deps = plan(SqlEventStore.dependentsQuery(["a", "b"]))
+    db.close()
+    console.log(["due:", ...due, "predecessors:", ...preds, "dependents:", ...deps].join("\n  "))
+    assert.deepStrictEqual(due, ["SEARCH events USING INDEX events_due (due_at>? AND due_at<?)"])
+    for (const line of [...due, ...preds, ...deps]) {
+      assert.notMatch(line, /^SCAN (events|campaign_links)\b/, `full scan in: ${line}`)
+    }
+  })
 })
