@@ -60,9 +60,8 @@ await tm.confirm(review.id, "bob")
 await tm.confirm(deploy.id, "builder")
 advance(2 * 60_000)
 result = await tm.tick()
-say(
-  `tick: fired ${result.fired.map((id) => (id === review.id ? "review" : id === deploy.id ? "deploy" : id)).join(", ")}`
-)
+const label = (id: string) => (id === review.id ? "review" : id === deploy.id ? "deploy" : id)
+say(`tick: fired ${result.fired.map(label).join(" and ")} (deploy was due at +6m and waited for the review)`)
 
 advance(15 * 60_000)
 result = await tm.tick()

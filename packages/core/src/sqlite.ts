@@ -133,8 +133,8 @@ export const makeDriver = (
       const execute = Effect.suspend(() => {
         try {
           const statement = prepare(sql)
-          if (statement.reader) return Effect.succeed(statement.all(...params) as ReadonlyArray<A>)
-          changes += statement.run(...params).changes
+          if (statement.reader) return Effect.succeed(statement.all(params) as ReadonlyArray<A>)
+          changes += statement.run(params).changes
           return Effect.succeed([] as ReadonlyArray<A>)
         } catch (cause) {
           return fail("SQLite statement failed", cause)
