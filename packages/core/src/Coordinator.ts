@@ -316,6 +316,20 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
       return joined
     })
 
+  /**
+   * Every "must fire first" edge among a campaign's members: its links, and the relative starts of
+   * members that start after another member (both gate a tick, so both can close a cycle).
+   */
+  const dependencyEdges = (campaign: Campaign) =>
+    Effect.map(store.listEvents({ campaignId: campaign.id }), (members) => {
+      const inCampaign = new Set(campaign.events)
+      const edges: Array<readonly [string, string]> = [...campaign.dependencies]
+      for (const e of members) {
+        if (e.after !== null && inCampaign.has(e.after.eventId)) edges.push([e.after.eventId, e.id])
+      }
+      return edges
+    })
+
   const requireMember = (campaign: Campaign, eventId: string) =>
     campaign.events.includes(eventId)
       ? Effect.void
@@ -324,7 +338,10 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
   const shape: CoordinatorShape = {
     schedule,
     scheduleMany,
-    scheduleTimer: (input) => schedule(Lifecycle.timerRequest(input)),
+    scheduleTimer: (input) =>
+      input.in === undefined
+        ? schedule(Lifecycle.timerRequest(input))
+        : Effect.flatMap(Lifecycle.durationMs(input.in, "in"), () => schedule(Lifecycle.timerRequest(input))),
     confirm: (eventId, agent) => respond(eventId, agent, { status: "confirmed" }),
     decline: (eventId, agent) => respond(eventId, agent, { status: "declined" }),
     defer: (eventId, agent, duration) =>
@@ -362,7 +379,15 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
         )
       }),
     get: load,
-    list: (filter = {}) => store.listEvents(filter),
+    list: (filter = {}) =>
+      filter.limit !== undefined && (!Number.isInteger(filter.limit) || filter.limit < 0)
+        ? Effect.fail(
+            new InvalidInput({
+              field: "limit",
+              message: `limit: must be a whole number ≥ 0, got ${filter.limit}`
+            })
+          )
+        : store.listEvents(filter),
     history: (eventId) => Effect.zipRight(load(eventId), store.history(eventId)),
     tick,
     cleanup: (olderThan = 0) =>
@@ -413,7 +438,12 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
             yield* requireMember(campaign, from)
             yield* requireMember(campaign, to)
             if (campaign.dependencies.some(([a, b]) => a === from && b === to)) return campaign
-            const cycle = CampaignGraph.cycleThrough(campaign.dependencies, from, to)
+            const target = yield* load(to)
+            if (target.status !== "scheduled") {
+              // `from` must fire before `to`: an event that already ended cannot wait for anything.
+              return yield* new EventTerminal({ eventId: to, status: target.status })
+            }
+            const cycle = CampaignGraph.cycleThrough(yield* dependencyEdges(campaign), from, to)
             if (cycle !== null) return yield* new CycleDetected({ campaignId, cycle })
             yield* store.addCampaignLink(campaignId, from, to)
             const predecessor = yield* load(from)
@@ -425,7 +455,10 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
         )
       }),
     executionOrder: (campaignId) =>
-      Effect.map(loadCampaign(campaignId), (c) => CampaignGraph.executionOrder(c.events, c.dependencies)),
+      Effect.gen(function* () {
+        const campaign = yield* loadCampaign(campaignId)
+        return CampaignGraph.executionOrder(campaign.events, yield* dependencyEdges(campaign))
+      }),
     getCampaign: loadCampaign,
     listCampaigns: () => store.listCampaigns
   }

@@ -47,7 +47,7 @@ export interface EventStoreShape {
   /** Writes new versions of existing events. */
   readonly updateEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void, StorageError>
   readonly getEvent: (id: string) => Effect.Effect<Option.Option<Event>, StorageError>
-  /** Events matching the filter, ordered by (fireAt, id), events without a fire time last. */
+  /** Events matching the filter, ordered by (fireAt ?? dueAt, id), events with neither last. */
   readonly listEvents: (filter: EventFilter) => Effect.Effect<ReadonlyArray<Event>, StorageError>
   /** At most `limit` events with `dueAt ≤ now`, earliest first; reads only due rows. */
   readonly dueEvents: (now: number, limit: number) => Effect.Effect<ReadonlyArray<Event>, StorageError>

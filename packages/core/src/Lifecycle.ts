@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { EventNotFound, EventTerminal, InvalidInput, NotAnAttendee } from "./Errors.ts"
 import type {
   Action,
@@ -16,9 +17,9 @@ import type {
   HistoryEntry,
   HistoryType
 } from "./Event.ts"
-import { isEventKind } from "./Event.ts"
+import { Action as ActionSchema, isEventKind } from "./Event.ts"
 import type { BareNumberUnit, TimeInput } from "./TimeGrammar.ts"
-import { formatDuration, parseDuration, parseTime } from "./TimeGrammar.ts"
+import { formatDuration, MAX_TIME_MS, parseDuration, parseTime } from "./TimeGrammar.ts"
 
 /** A duration as the APIs take it: milliseconds, or a SPEC 6 string such as `5m`. @since 0.1.0 */
 export type DurationInput = number | string
@@ -107,7 +108,10 @@ const isJsonValue = (value: unknown, depth: number): boolean => {
   if (depth > 256) return false
   if (value === null || typeof value === "string" || typeof value === "boolean") return true
   if (typeof value === "number") return Number.isFinite(value)
-  if (Array.isArray(value)) return value.every((item) => isJsonValue(item, depth + 1))
+  if (Array.isArray(value)) {
+    // A sparse array (`[1, , 2]`) would come back with nulls in its holes.
+    return Object.keys(value).length === value.length && value.every((item) => isJsonValue(item, depth + 1))
+  }
   if (typeof value === "object") {
     const proto = Object.getPrototypeOf(value)
     if (proto !== Object.prototype && proto !== null) return false
@@ -148,13 +152,26 @@ export const checkPayload = (payload: unknown): Either.Either<unknown, InvalidIn
     : Either.right(payload)
 }
 
+const decodeAction = Schema.decodeUnknownEither(ActionSchema)
+
 /**
  * Checks what can be checked of an action without the runner's configuration: a webhook URL is
  * http(s), a command has a name, a file path stays relative and never climbs with `..`.
  *
  * @since 0.1.0
  */
-export const checkAction = (action: Action, field: string): Either.Either<Action, InvalidInput> => {
+export const checkAction = (input: Action, field: string): Either.Either<Action, InvalidInput> => {
+  // Callers outside TypeScript (RPC, CLI, agents) can send anything: decode before any check.
+  const decoded = decodeAction(input)
+  if (Either.isLeft(decoded)) {
+    return Either.left(
+      invalid(
+        field,
+        `is not a valid action (webhook, command, file_write or log): ${decoded.left.message.split("\n")[0]}`
+      )
+    )
+  }
+  const action = decoded.right
   switch (action._tag) {
     case "webhook": {
       let url: URL
@@ -315,6 +332,8 @@ export const buildEvent = (
     const parsed = parseTime(input.deadline, now, { field: "deadline" })
     if (Either.isLeft(parsed)) return Either.left(parsed.left)
     deadline = parsed.right
+    if (deadline < now)
+      return Either.left(invalid("deadline", `${new Date(deadline).toISOString()} is in the past`))
     if (fireAt !== null && deadline < fireAt) {
       return Either.left(
         invalid(
@@ -355,6 +374,13 @@ export const buildEvent = (
   return Either.right(withDueAt(event, now))
 }
 
+/** `in` as an instant relative to now, or the unparsable duration itself (rejected as field `in`). */
+const timerIn = (duration: DurationInput): TimeInput =>
+  Either.match(durationMs(duration, "in"), {
+    onLeft: () => `+${String(duration)}`,
+    onRight: (ms) => `+${ms}ms`
+  })
+
 /**
  * A timer as a schedule request: kind `timer`, no attendees, quorum 0.
  *
@@ -362,7 +388,7 @@ export const buildEvent = (
  */
 export const timerRequest = (input: TimerInput): ScheduleInput => ({
   kind: "timer",
-  at: input.in === undefined ? input.at : typeof input.in === "number" ? `+${input.in}ms` : `+${input.in}`,
+  at: input.in === undefined ? input.at : timerIn(input.in),
   name: input.name,
   organizer: input.organizer,
   payload: input.payload,
@@ -517,10 +543,13 @@ export const decide = (event: Event, predecessors: ReadonlyArray<Predecessor>, n
   if (event.fireAt.getTime() > now) return { _tag: "NotDue" }
   if (predecessors.some((p) => p.status !== "fired")) return { _tag: "Wait" }
   if (quorumMet(event)) return { _tag: "Fire" }
-  const shiftMs = Math.max(0, ...event.attendees.map((a) => (a.status === "deferred" ? (a.deferMs ?? 0) : 0)))
+  let shiftMs = 0
+  for (const a of event.attendees)
+    if (a.status === "deferred" && (a.deferMs ?? 0) > shiftMs) shiftMs = a.deferMs ?? 0
   if (shiftMs > 0 && event.deferralsUsed < event.maxDeferrals) {
     const newFireAt = event.fireAt.getTime() + shiftMs
-    if (event.deadline === null || newFireAt <= event.deadline.getTime()) return { _tag: "Cascade", shiftMs }
+    const limit = event.deadline === null ? MAX_TIME_MS : Math.min(event.deadline.getTime(), MAX_TIME_MS)
+    if (newFireAt <= limit) return { _tag: "Cascade", shiftMs }
   }
   return { _tag: "Miss", reason: `quorum not met (${confirmedCount(event)}/${event.quorum} confirmed)` }
 }
@@ -629,21 +658,23 @@ export const cancel = (
   actor: string,
   reason: string | undefined,
   now: number
-): Either.Either<StepOutcome, EventTerminal> =>
-  Either.map(requireScheduled(event), (e) => {
-    const cancelled: Event = {
-      ...touch(e, now),
-      status: "cancelled",
-      cancelledAt: new Date(now),
-      dueAt: null,
-      reason: reason ?? `cancelled by ${actor}`
-    }
-    return {
-      event: cancelled,
-      history: [historyEntry(cancelled, "cancelled", actor, now, { reason: cancelled.reason })],
-      report: null
-    }
-  })
+): Either.Either<StepOutcome, EventTerminal | InvalidInput> =>
+  reason !== undefined && typeof reason !== "string"
+    ? Either.left(invalid("reason", "must be a string"))
+    : Either.map(requireScheduled(event), (e) => {
+        const cancelled: Event = {
+          ...touch(e, now),
+          status: "cancelled",
+          cancelledAt: new Date(now),
+          dueAt: null,
+          reason: reason ?? `cancelled by ${actor}`
+        }
+        return {
+          event: cancelled,
+          history: [historyEntry(cancelled, "cancelled", actor, now, { reason: cancelled.reason })],
+          report: null
+        }
+      })
 
 /**
  * Moves a scheduled event (SPEC 4.5): `at` is its new scheduled instant, so it fires at

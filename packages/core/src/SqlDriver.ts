@@ -87,12 +87,10 @@ export const fromSqlClient: Effect.Effect<SqlDriver, never, SqlClient.SqlClient>
         ReadonlyArray<A>,
         StorageError
       >
-    // SQLite's plain BEGIN takes the write lock only at the first write: writing first (the
-    // change counter) makes the lock come before any read.
-    const lock =
-      dialect === "sqlite"
-        ? all("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'")
-        : Effect.void
+    // Writing first (the change counter) takes the lock before any read: SQLite's plain BEGIN
+    // takes its write lock only at the first write, and on Postgres (READ COMMITTED) the row lock
+    // serializes writers until commit, so every read after it sees the latest committed data.
+    const lock = all("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'")
     return {
       dialect,
       all,

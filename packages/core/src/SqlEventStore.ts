@@ -450,7 +450,8 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
         }
         let sql = "SELECT * FROM events"
         if (clauses.length > 0) sql += ` WHERE ${clauses.join(" AND ")}`
-        sql += " ORDER BY fire_at IS NULL, fire_at, id"
+        // The same key as the memory store: fire time, else the instant it is due, else last.
+        sql += " ORDER BY COALESCE(fire_at, due_at) IS NULL, COALESCE(fire_at, due_at), id"
         if (filter.limit !== undefined) {
           sql += " LIMIT ?"
           params.push(filter.limit)

@@ -75,8 +75,11 @@ export const parseDuration = (
   )
 }
 
+/** The largest instant a `Date` can hold (±100 million days around 1970). @since 0.1.0 */
+export const MAX_TIME_MS = 8.64e15
+
 const checkRange = (ms: number, field: string): Either.Either<number, InvalidInput> =>
-  Number.isSafeInteger(ms)
+  Number.isSafeInteger(ms) && ms <= MAX_TIME_MS
     ? Either.right(ms)
     : Either.left(new InvalidInput({ field, message: `${field}: duration is too large` }))
 
@@ -125,7 +128,7 @@ export const parseTime = (
     return Number.isNaN(ms) ? invalid("is an invalid Date") : Either.right(ms)
   }
   if (typeof input === "number") {
-    return Number.isSafeInteger(input)
+    return Number.isSafeInteger(input) && Math.abs(input) <= MAX_TIME_MS
       ? Either.right(input)
       : invalid(`must be epoch milliseconds, got ${input}`)
   }
@@ -134,6 +137,8 @@ export const parseTime = (
     return Either.map(
       parseDuration(text.slice(1), { field, bareNumber: options.bareNumber ?? "ms" }),
       (ms) => now + ms
+    ).pipe(
+      Either.flatMap((ms) => (ms <= MAX_TIME_MS ? Either.right(ms) : invalid("is too far in the future")))
     )
   }
   const m = RFC3339.exec(text)
@@ -162,7 +167,8 @@ export const parseTime = (
     return invalid(`${JSON.stringify(input)} is not a valid calendar time`)
   }
   const offsetMinutes = z !== undefined ? 0 : (sign === "-" ? -1 : 1) * (Number(oh) * 60 + Number(om))
-  if (Math.abs(offsetMinutes) > 24 * 60) return invalid(`${JSON.stringify(input)} has an invalid offset`)
+  if (Number(om ?? 0) > 59 || Math.abs(offsetMinutes) > 24 * 60)
+    return invalid(`${JSON.stringify(input)} has an invalid offset`)
   const millis = frac === undefined ? 0 : Number(frac.slice(0, 3).padEnd(3, "0"))
   return Either.right(base + millis - offsetMinutes * 60_000)
 }

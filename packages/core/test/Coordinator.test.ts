@@ -747,3 +747,92 @@ for (const [backend, store] of backends) {
     })
   })
 }
+
+describe("review findings: bounds, hidden cycles, malformed input", () => {
+  const store = backends[1]![1]
+  it.effect("a deferral past the largest instant misses the event instead of breaking every tick", () =>
+    scenario(
+      store,
+      Effect.gen(function* () {
+        const c = yield* Coordinator
+        const poisoned = yield* c.schedule(review({ attendees: ["x"], quorum: 1, at: "+1m" }))
+        const healthy = yield* c.schedule(review({ quorum: 0, at: "+1m" }))
+        yield* c.defer(poisoned.id, "x", "14285000w")
+        yield* TestClock.adjust(MIN)
+        assert.deepStrictEqual(yield* c.tick(), { fired: [healthy.id], missed: [poisoned.id], deferred: [] })
+      })
+    )
+  )
+
+  it.effect("times beyond what a Date holds are rejected, naming the field", () =>
+    scenario(
+      store,
+      Effect.gen(function* () {
+        const c = yield* Coordinator
+        for (const at of [9e15, "+14500000w"]) {
+          const error = yield* failure(c.schedule(review({ at })))
+          assert.strictEqual((error as any).field, "at")
+        }
+        const badIn = yield* failure(c.scheduleTimer({ in: -5 }))
+        assert.strictEqual((badIn as any).field, "in")
+        const badLimit = yield* failure(c.list({ limit: -1 }))
+        assert.strictEqual((badLimit as any).field, "limit")
+      })
+    )
+  )
+
+  it.effect(
+    "a link that closes a cycle through a relative start is rejected; links into ended events too",
+    () =>
+      scenario(
+        store,
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const camp = yield* c.createCampaign("hidden")
+          const b = yield* c.addToCampaign(camp.id, { kind: "timer", at: "+1m", quorum: 0 })
+          const a = yield* c.addToCampaign(camp.id, { kind: "deploy", after: b.id })
+          assert.deepStrictEqual(
+            yield* c.executionOrder(camp.id),
+            [b.id, a.id],
+            "the relative start orders too"
+          )
+          const error = yield* failure(c.link(camp.id, a.id, b.id))
+          assert.strictEqual(error._tag, "CycleDetected")
+          assert.deepStrictEqual((error as any).cycle, [a.id, b.id])
+          const x = yield* c.addToCampaign(camp.id, { kind: "timer", at: "+1h", quorum: 0 })
+          yield* TestClock.adjust(MIN)
+          yield* c.tick()
+          const late = yield* failure(c.link(camp.id, x.id, b.id))
+          assert.strictEqual(late._tag, "EventTerminal")
+        })
+      )
+  )
+
+  it.effect("malformed actions, sparse payloads and non-string reasons are InvalidInput, never defects", () =>
+    scenario(
+      store,
+      Effect.gen(function* () {
+        const c = yield* Coordinator
+        const bad: ReadonlyArray<readonly [unknown, string]> = [
+          [{ _tag: "shell", cmd: "rm -rf /" }, "onFire[0]"],
+          [{ _tag: "file_write", path: 5, content: "" }, "onFire[0]"],
+          [{ _tag: "command" }, "onFire[0]"],
+          [{ _tag: "command", name: "ok", args: [{ a: 1 }] }, "onFire[0]"],
+          [null, "onFire[0]"]
+        ]
+        for (const [action, field] of bad) {
+          const error = yield* failure(c.schedule(review({ onFire: [action as any] })))
+          assert.strictEqual(error._tag, "InvalidInput")
+          assert.strictEqual((error as any).field, field)
+        }
+        // biome-ignore lint/suspicious/noSparseArray: the point of the test
+        const sparse = yield* failure(c.schedule(review({ payload: [1, , 2] })))
+        assert.strictEqual((sparse as any).field, "payload")
+        const e = yield* c.schedule(review())
+        const reason = yield* failure(c.cancel(e.id, { reason: 42 as any }))
+        assert.strictEqual((reason as any).field, "reason")
+        assert.strictEqual((yield* c.get(e.id)).status, "scheduled")
+      })
+    )
+  )
+})

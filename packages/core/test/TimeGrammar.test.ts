@@ -103,6 +103,7 @@ describe("times (SPEC 6)", () => {
       "2026-13-01T00:00:00Z",
       "2026-02-29T00:00:00Z",
       "2026-06-01T24:00:00Z",
+      "2026-06-01T12:00:00+05:99",
       "+"
     ]) {
       assert.strictEqual(err(parseTime(bad, now, { field: "at" })).field, "at", bad)
