@@ -130,7 +130,7 @@ export const makeDriver = (
       sql: string,
       params: ReadonlyArray<unknown> = []
     ): Effect.Effect<ReadonlyArray<A>, StorageError> => {
-      const execute = Effect.suspend(() => {
+      const executeNow = (): Effect.Effect<ReadonlyArray<A>, StorageError> => {
         try {
           const statement = prepare(sql)
           if (statement.reader) return Effect.succeed(statement.all(params) as ReadonlyArray<A>)
@@ -139,12 +139,16 @@ export const makeDriver = (
         } catch (cause) {
           return fail("SQLite statement failed", cause)
         }
-      })
+      }
+      // The lock check and the statement run in one synchronous step: nothing can slip between.
       return Effect.withFiberRuntime((fiber) =>
         !held || fiber.getFiberRef(inTransaction)
-          ? execute
+          ? executeNow()
           : Effect.uninterruptibleMask((restore) =>
-              Effect.zipRight(restore(acquire), Effect.ensuring(execute, Effect.sync(release)))
+              Effect.zipRight(
+                restore(acquire),
+                Effect.ensuring(Effect.suspend(executeNow), Effect.sync(release))
+              )
             )
       )
     }
