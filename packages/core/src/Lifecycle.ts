@@ -7,7 +7,7 @@
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { EventNotFound, EventTerminal, InvalidInput, NotAnAttendee } from "./Errors.ts"
+import { EventTerminal, InvalidInput, NotAnAttendee } from "./Errors.ts"
 import type {
   Action,
   Attendee,
@@ -764,6 +764,3 @@ export const byFireTime = (a: Event, b: Event): number => {
   const fb = b.fireAt?.getTime() ?? b.dueAt?.getTime() ?? Number.MAX_SAFE_INTEGER
   return fa !== fb ? fa - fb : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
-
-/** Builds the not-found error for an id. @since 0.1.0 */
-export const notFound = (eventId: string) => new EventNotFound({ eventId })

@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -127,7 +128,7 @@ export const migrate = (driver: SqlDriver): Effect.Effect<void, StorageError> =>
           yield* driver.run("INSERT INTO tminus_migrations (id, name, applied_at) VALUES (?, ?, ?)", [
             migration.id,
             migration.name,
-            Date.now()
+            yield* Clock.currentTimeMillis
           ])
         }
       })
@@ -212,35 +213,10 @@ const date = (value: unknown): Date | null =>
   value === null || value === undefined ? null : new Date(Number(value))
 
 /** @internal */
-export const toRow = (e: Event): EventRow => ({
-  id: e.id,
-  kind: e.kind,
-  name: e.name,
-  organizer: e.organizer,
-  attendees: attendeesJson(e),
-  quorum: e.quorum,
-  scheduled_at: ms(e.scheduledAt),
-  t_minus_ms: e.tMinusMs,
-  fire_at: ms(e.fireAt),
-  due_at: ms(e.dueAt),
-  status: e.status,
-  payload: JSON.stringify(e.payload),
-  actions: JSON.stringify(e.actions),
-  max_deferrals: e.maxDeferrals,
-  deferrals_used: e.deferralsUsed,
-  deadline: ms(e.deadline),
-  after_id: e.after?.eventId ?? null,
-  after_offset_ms: e.after?.offsetMs ?? null,
-  campaign_id: e.campaignId,
-  created_at: e.createdAt.getTime(),
-  updated_at: e.updatedAt.getTime(),
-  fired_at: ms(e.firedAt),
-  missed_at: ms(e.missedAt),
-  cancelled_at: ms(e.cancelledAt),
-  ended_at: ms(e.firedAt ?? e.missedAt ?? e.cancelledAt),
-  reason: e.reason,
-  version: e.version
-})
+export const toRow = (e: Event): EventRow => {
+  const values = eventValues(e)
+  return Object.fromEntries(COLUMNS.map((column, i) => [column, values[i]])) as EventRow
+}
 
 /** @internal */
 export const fromRow = (row: any): Event => ({
@@ -299,6 +275,7 @@ export const MUTABLE_COLUMNS: ReadonlyArray<(typeof COLUMNS)[number]> = [
 
 const INSERT_EVENT_PREFIX = `INSERT INTO events (${COLUMNS.join(", ")}) VALUES `
 const EVENT_VALUES = placeholders(COLUMNS.length)
+const MUTABLE_INDEXES = MUTABLE_COLUMNS.map((c) => COLUMNS.indexOf(c))
 const UPDATE_EVENT = `UPDATE events SET ${MUTABLE_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`
 
 /** Rows per multi-row statement: keeps every statement under SQLite's bound-parameter limit. */
@@ -416,8 +393,8 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
         Effect.forEach(
           events,
           (e) => {
-            const row = toRow(e)
-            return run(UPDATE_EVENT, [...MUTABLE_COLUMNS.map((c) => row[c]), e.id])
+            const values = eventValues(e)
+            return run(UPDATE_EVENT, [...MUTABLE_INDEXES.map((i) => values[i]), e.id])
           },
           { discard: true }
         ),
