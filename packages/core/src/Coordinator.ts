@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CampaignGraph from "./CampaignGraph.ts"
 import {
+  ActionNotFound,
   CampaignMembership,
   CampaignNotFound,
   type CoordinatorError,
@@ -23,8 +24,8 @@ import {
   InvalidInput,
   type StorageError
 } from "./Errors.ts"
-import type { Campaign, Event, HistoryEntry, TickResult } from "./Event.ts"
-import type { EventFilter } from "./EventStore.ts"
+import type { Action, Campaign, Event, HistoryEntry, QueuedAction, TickResult } from "./Event.ts"
+import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import { EventStore } from "./EventStore.ts"
 import { uuidv7 } from "./internal/uuid.ts"
 import * as Lifecycle from "./Lifecycle.ts"
@@ -36,6 +37,27 @@ export interface CancelOptions {
   readonly reason?: string | undefined
   /** Who cancels; recorded in history (defaults to the organizer). */
   readonly actor?: string | undefined
+  /**
+   * For an occurrence of a recurring event: `true` ends the series; by default only this
+   * occurrence is cancelled and the next one is scheduled (SPEC 4.6).
+   */
+  readonly endSeries?: boolean | undefined
+}
+
+/** Options of `tick`. @since 0.1.0 */
+export interface TickOptions {
+  /** How late an event with `misfire: "miss"` may still fire; default 60 s. */
+  readonly misfireGraceMs?: number | undefined
+}
+
+/**
+ * Configuration of the coordinator: a check of every action against what the runner allows
+ * (its command allow-list), so a bad action is rejected when it is scheduled, not when it fires.
+ *
+ * @since 0.1.0
+ */
+export interface CoordinatorOptions {
+  readonly checkAction?: ((action: Action, field: string) => Either.Either<Action, InvalidInput>) | undefined
 }
 
 /**
@@ -67,7 +89,16 @@ export interface CoordinatorShape {
   readonly list: (filter?: EventFilter) => Effect.Effect<ReadonlyArray<Event>, CoordinatorError>
   readonly history: (eventId: string) => Effect.Effect<ReadonlyArray<HistoryEntry>, CoordinatorError>
   /** Processes every due event at `now` (default: the clock), inclusive. */
-  readonly tick: (now?: TimeInput) => Effect.Effect<TickResult, CoordinatorError>
+  readonly tick: (now?: TimeInput, options?: TickOptions) => Effect.Effect<TickResult, CoordinatorError>
+  /** Queued actions (the outbox): pending, delivered or dead-lettered. */
+  readonly listActions: (
+    filter?: ActionFilter
+  ) => Effect.Effect<ReadonlyArray<QueuedAction>, CoordinatorError>
+  /** Puts a dead-lettered action back in the queue for a new round of attempts, due now. */
+  readonly retryAction: (
+    key: string,
+    options?: { readonly actor?: string | undefined }
+  ) => Effect.Effect<QueuedAction, CoordinatorError>
   /** Deletes terminal events that ended more than `olderThan` ago (default 0: all of them). */
   readonly cleanup: (olderThan?: Lifecycle.DurationInput) => Effect.Effect<number, CoordinatorError>
   readonly createCampaign: (name: string) => Effect.Effect<Campaign, CoordinatorError>
@@ -103,367 +134,462 @@ const prefixField = (index: number) => (error: CoordinatorError) =>
  *
  * @since 0.1.0
  */
-export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.gen(function* () {
-  const store = yield* EventStore
+export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.suspend(() => makeWith({}))
 
-  const load = (eventId: string): Effect.Effect<Event, EventNotFound | StorageError> =>
-    Effect.flatMap(store.getEvent(eventId), (found) =>
-      Option.match(found, {
-        onNone: () => Effect.fail(new EventNotFound({ eventId })),
-        onSome: Effect.succeed
-      })
-    )
+/**
+ * Builds the coordinator over the `EventStore` in context, with options.
+ *
+ * @since 0.1.0
+ */
+export const makeWith = (options: CoordinatorOptions): Effect.Effect<CoordinatorShape, never, EventStore> =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const checkAction = options.checkAction
 
-  const loadCampaign = (campaignId: string): Effect.Effect<Campaign, CampaignNotFound | StorageError> =>
-    Effect.flatMap(store.getCampaign(campaignId), (found) =>
-      Option.match(found, {
-        onNone: () => Effect.fail(new CampaignNotFound({ campaignId })),
-        onSome: Effect.succeed
-      })
-    )
-
-  const commit = (events: ReadonlyArray<Event>, history: ReadonlyArray<HistoryEntry>) =>
-    Effect.zipRight(store.updateEvents(events), store.appendHistory(history))
-
-  /** Resolves the predecessor of a relative start: its fire time may be known already. */
-  const resolveAfter = (event: Event, after: NonNullable<Event["after"]>, now: number) =>
-    Effect.gen(function* () {
-      const predecessor = yield* store.getEvent(after.eventId)
-      if (Option.isNone(predecessor)) {
-        return yield* new InvalidInput({ field: "after", message: `after: event ${after.eventId} not found` })
+    /** The runner's own checks of every action of an event (its allow-list), when configured. */
+    const checkAllowed = (event: Event): Either.Either<Event, InvalidInput> => {
+      if (checkAction === undefined) return Either.right(event)
+      for (const [list, name] of [
+        [event.actions.onFire, "onFire"],
+        [event.actions.onMiss, "onMiss"]
+      ] as const) {
+        for (let i = 0; i < list.length; i++) {
+          const checked = checkAction(list[i]!, `${name}[${i}]`)
+          if (Either.isLeft(checked)) return Either.left(checked.left)
+        }
       }
-      const p = predecessor.value
-      if (p.status === "missed" || p.status === "cancelled") {
-        return yield* new EventTerminal({ eventId: p.id, status: p.status })
-      }
-      if (p.status !== "fired") return event
-      const released = Lifecycle.release(event, p.id, p.firedAt!.getTime(), now).event
-      if (released.fireAt!.getTime() < now) {
-        return yield* new InvalidInput({
-          field: "after",
-          message: `after: ${p.id} fired at ${p.firedAt!.toISOString()}, so the fire time ${released.fireAt!.toISOString()} is in the past`
-        })
-      }
-      return { ...released, version: 1 }
-    })
+      return Either.right(event)
+    }
 
-  /** Validates one request (synchronously, unless it starts after another event). */
-  const build = (input: Lifecycle.ScheduleInput, now: number): Effect.Effect<Event, CoordinatorError> => {
-    const built = Lifecycle.buildEvent(input, uuidv7(now), now)
-    if (Either.isLeft(built)) return Effect.fail(built.left)
-    const event = built.right
-    return event.after === null ? Effect.succeed(event) : resolveAfter(event, event.after, now)
-  }
-
-  const insert = (events: ReadonlyArray<Event>, now: number) =>
-    Effect.zipRight(
-      store.insertEvents(events),
-      store.appendHistory(
-        events.map((e) =>
-          Lifecycle.historyEntry(e, "scheduled", e.organizer, now, {
-            fireAt: e.fireAt?.toISOString() ?? null,
-            quorum: e.quorum,
-            attendees: e.attendees.length,
-            ...(e.after === null ? {} : { after: e.after.eventId, offsetMs: e.after.offsetMs })
-          })
-        )
-      )
-    )
-
-  const scheduleMany = (inputs: ReadonlyArray<Lifecycle.ScheduleInput>) =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      return yield* store.transaction(
-        Effect.gen(function* () {
-          const events: Array<Event> = []
-          for (let i = 0; i < inputs.length; i++) {
-            const input = inputs[i]!
-            if (input.after === undefined) {
-              // The common case stays out of Effect: one plain validation per event.
-              const built = Lifecycle.buildEvent(input, uuidv7(now), now)
-              if (Either.isLeft(built)) return yield* Effect.fail(prefixField(i)(built.left))
-              events.push(built.right)
-            } else {
-              events.push(yield* Effect.mapError(build(input, now), prefixField(i)))
-            }
-          }
-          yield* insert(events, now)
-          return events as ReadonlyArray<Event>
+    const load = (eventId: string): Effect.Effect<Event, EventNotFound | StorageError> =>
+      Effect.flatMap(store.getEvent(eventId), (found) =>
+        Option.match(found, {
+          onNone: () => Effect.fail(new EventNotFound({ eventId })),
+          onSome: Effect.succeed
         })
       )
-    })
 
-  const schedule = (input: Lifecycle.ScheduleInput) =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      return yield* store.transaction(
-        Effect.gen(function* () {
-          const event = yield* build(input, now)
-          yield* insert([event], now)
-          return event
+    const loadCampaign = (campaignId: string): Effect.Effect<Campaign, CampaignNotFound | StorageError> =>
+      Effect.flatMap(store.getCampaign(campaignId), (found) =>
+        Option.match(found, {
+          onNone: () => Effect.fail(new CampaignNotFound({ campaignId })),
+          onSome: Effect.succeed
         })
       )
-    })
 
-  const respond = (eventId: string, agent: string, response: Lifecycle.Response) =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      return yield* store.transaction(
-        Effect.gen(function* () {
-          const event = yield* load(eventId)
-          const outcome = yield* Lifecycle.respond(event, agent, response, now)
-          if (outcome.event !== event) yield* commit([outcome.event], outcome.history)
-          return outcome.event
-        })
-      )
-    })
+    const commit = (events: ReadonlyArray<Event>, history: ReadonlyArray<HistoryEntry>) =>
+      Effect.zipRight(store.updateEvents(events), store.appendHistory(history))
 
-  /** Makes the scheduled dependents of failed events due now, so the next tick misses them. */
-  const doomDependents = (ids: ReadonlyArray<string>, now: number) =>
-    Effect.gen(function* () {
-      if (ids.length === 0) return
-      const dependents = yield* store.dependents(ids)
-      if (dependents.length > 0)
-        yield* store.updateEvents(dependents.map((d) => Lifecycle.doom(d.event, now)))
-    })
-
-  const tick = (at?: TimeInput) =>
-    Effect.gen(function* () {
-      const clock = yield* Clock.currentTimeMillis
-      const now = at === undefined ? clock : yield* parseTime(at, clock, { field: "now" })
-      return yield* store.transaction(
-        Effect.gen(function* () {
-          const reports = {
-            fired: [] as Array<Event>,
-            missed: [] as Array<Event>,
-            deferred: [] as Array<Event>
-          }
-          const status = new Map<string, Event["status"]>()
-          while (true) {
-            const due = [...(yield* store.dueEvents(now, TICK_BATCH))].sort(Lifecycle.byFireTime)
-            if (due.length === 0) break
-            const linked = due.filter((e) => e.campaignId !== null || e.after !== null).map((e) => e.id)
-            const predecessors = new Map<string, Array<Lifecycle.Predecessor>>()
-            if (linked.length > 0) {
-              for (const [id, p] of yield* store.predecessors(linked)) {
-                const list = predecessors.get(id) ?? []
-                list.push(p)
-                predecessors.set(id, list)
-              }
-            }
-            const updated = new Map<string, Event>()
-            const history: Array<HistoryEntry> = []
-            const firedAt = new Map<string, number>()
-            const failed: Array<string> = []
-            for (const event of due) {
-              const preds = (predecessors.get(event.id) ?? []).map((p) => ({
-                id: p.id,
-                status: status.get(p.id) ?? p.status
-              }))
-              const outcome = Lifecycle.applyStep(event, Lifecycle.decide(event, preds, now), now)
-              updated.set(event.id, outcome.event)
-              history.push(...outcome.history)
-              if (outcome.report !== null) reports[outcome.report].push(event)
-              if (outcome.event.status !== "scheduled") status.set(event.id, outcome.event.status)
-              if (outcome.report === "fired") firedAt.set(event.id, now)
-              if (outcome.report === "missed") failed.push(event.id)
-            }
-            if (firedAt.size > 0) {
-              for (const { predecessorId, event } of yield* store.dependents([...firedAt.keys()])) {
-                const current = updated.get(event.id) ?? event
-                if (current.status !== "scheduled") continue
-                const outcome = Lifecycle.release(current, predecessorId, firedAt.get(predecessorId)!, now)
-                updated.set(event.id, outcome.event)
-                history.push(...outcome.history)
-              }
-            }
-            if (failed.length > 0) {
-              for (const { event } of yield* store.dependents(failed)) {
-                const current = updated.get(event.id) ?? event
-                updated.set(event.id, Lifecycle.doom(current, now))
-              }
-            }
-            yield* commit([...updated.values()], history)
-          }
-          const ids = (events: Array<Event>) => events.sort(Lifecycle.byFireTime).map((e) => e.id)
-          return { fired: ids(reports.fired), missed: ids(reports.missed), deferred: ids(reports.deferred) }
-        })
-      )
-    })
-
-  const addExisting = (campaign: Campaign, event: Event, now: number) =>
-    Effect.gen(function* () {
-      if (event.campaignId === campaign.id) return event
-      if (event.campaignId !== null) {
-        return yield* new CampaignMembership({
-          campaignId: campaign.id,
-          eventId: event.id,
-          reason: "in-another-campaign",
-          otherCampaignId: event.campaignId
-        })
-      }
-      const joined: Event = {
-        ...event,
-        campaignId: campaign.id,
-        updatedAt: new Date(now),
-        version: event.version + 1
-      }
-      yield* store.addCampaignEvent(campaign.id, event.id)
-      yield* commit(
-        [joined],
-        [Lifecycle.historyEntry(joined, "campaign_added", event.organizer, now, { campaignId: campaign.id })]
-      )
-      return joined
-    })
-
-  /**
-   * Every "must fire first" edge among a campaign's members: its links, and the relative starts of
-   * members that start after another member (both gate a tick, so both can close a cycle).
-   */
-  const dependencyEdges = (campaign: Campaign) =>
-    Effect.map(store.listEvents({ campaignId: campaign.id }), (members) => {
-      const inCampaign = new Set(campaign.events)
-      const edges: Array<readonly [string, string]> = [...campaign.dependencies]
-      for (const e of members) {
-        if (e.after !== null && inCampaign.has(e.after.eventId)) edges.push([e.after.eventId, e.id])
-      }
-      return edges
-    })
-
-  const requireMember = (campaign: Campaign, eventId: string) =>
-    campaign.events.includes(eventId)
-      ? Effect.void
-      : Effect.fail(new CampaignMembership({ campaignId: campaign.id, eventId, reason: "not-a-member" }))
-
-  const shape: CoordinatorShape = {
-    schedule,
-    scheduleMany,
-    scheduleTimer: (input) =>
-      input.in === undefined
-        ? schedule(Lifecycle.timerRequest(input))
-        : Effect.flatMap(Lifecycle.durationMs(input.in, "in"), () => schedule(Lifecycle.timerRequest(input))),
-    confirm: (eventId, agent) => respond(eventId, agent, { status: "confirmed" }),
-    decline: (eventId, agent) => respond(eventId, agent, { status: "declined" }),
-    defer: (eventId, agent, duration) =>
-      Effect.flatMap(Lifecycle.durationMs(duration, "duration"), (deferMs) =>
-        respond(eventId, agent, { status: "deferred", deferMs })
-      ),
-    cancel: (eventId, options = {}) =>
+    /** Resolves the predecessor of a relative start: its fire time may be known already. */
+    const resolveAfter = (event: Event, after: NonNullable<Event["after"]>, now: number) =>
       Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        return yield* store.transaction(
-          Effect.gen(function* () {
-            const event = yield* load(eventId)
-            const outcome = yield* Lifecycle.cancel(
-              event,
-              options.actor ?? event.organizer,
-              options.reason,
-              now
-            )
-            yield* commit([outcome.event], outcome.history)
-            yield* doomDependents([event.id], now)
-            return outcome.event
+        const predecessor = yield* store.getEvent(after.eventId)
+        if (Option.isNone(predecessor)) {
+          return yield* new InvalidInput({
+            field: "after",
+            message: `after: event ${after.eventId} not found`
           })
-        )
-      }),
-    reschedule: (eventId, at, options = {}) =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        return yield* store.transaction(
-          Effect.gen(function* () {
-            const event = yield* load(eventId)
-            const outcome = yield* Lifecycle.reschedule(event, at, options.actor ?? event.organizer, now)
-            yield* commit([outcome.event], outcome.history)
-            return outcome.event
+        }
+        const p = predecessor.value
+        if (p.status === "missed" || p.status === "cancelled") {
+          return yield* new EventTerminal({ eventId: p.id, status: p.status })
+        }
+        if (p.status !== "fired") return event
+        const released = Lifecycle.release(event, p.id, p.firedAt!.getTime(), now).event
+        if (released.fireAt!.getTime() < now) {
+          return yield* new InvalidInput({
+            field: "after",
+            message: `after: ${p.id} fired at ${p.firedAt!.toISOString()}, so the fire time ${released.fireAt!.toISOString()} is in the past`
           })
-        )
-      }),
-    get: load,
-    list: (filter = {}) =>
-      filter.limit !== undefined && (!Number.isInteger(filter.limit) || filter.limit < 0)
-        ? Effect.fail(
-            new InvalidInput({
-              field: "limit",
-              message: `limit: must be a whole number ≥ 0, got ${filter.limit}`
+        }
+        return { ...released, version: 1 }
+      })
+
+    /** Validates one request (synchronously, unless it starts after another event). */
+    const build = (input: Lifecycle.ScheduleInput, now: number): Effect.Effect<Event, CoordinatorError> => {
+      const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now), checkAllowed)
+      if (Either.isLeft(built)) return Effect.fail(built.left)
+      const event = built.right
+      return event.after === null ? Effect.succeed(event) : resolveAfter(event, event.after, now)
+    }
+
+    const insert = (events: ReadonlyArray<Event>, now: number) =>
+      Effect.zipRight(
+        store.insertEvents(events),
+        store.appendHistory(
+          events.map((e) =>
+            Lifecycle.historyEntry(e, "scheduled", e.organizer, now, {
+              fireAt: e.fireAt?.toISOString() ?? null,
+              quorum: e.quorum,
+              attendees: e.attendees.length,
+              ...(e.after === null ? {} : { after: e.after.eventId, offsetMs: e.after.offsetMs })
             })
           )
-        : store.listEvents(filter),
-    history: (eventId) => Effect.zipRight(load(eventId), store.history(eventId)),
-    tick,
-    cleanup: (olderThan = 0) =>
-      Effect.gen(function* () {
-        const ms = yield* Lifecycle.durationMs(olderThan, "olderThan")
-        const now = yield* Clock.currentTimeMillis
-        const removed = yield* store.transaction(store.deleteTerminalBefore(now - ms + 1))
-        return removed.length
-      }),
-    createCampaign: (name) =>
-      Effect.gen(function* () {
-        if (typeof name !== "string" || name.trim() === "") {
-          return yield* new InvalidInput({
-            field: "name",
-            message: "name: a campaign needs a non-empty name"
-          })
-        }
-        const now = yield* Clock.currentTimeMillis
-        const campaign: Campaign = {
-          id: uuidv7(now),
-          name,
-          events: [],
-          dependencies: [],
-          createdAt: new Date(now)
-        }
-        yield* store.transaction(store.insertCampaign(campaign))
-        return campaign
-      }),
-    addToCampaign: (campaignId, target) =>
+        )
+      )
+
+    const scheduleMany = (inputs: ReadonlyArray<Lifecycle.ScheduleInput>) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         return yield* store.transaction(
           Effect.gen(function* () {
-            const campaign = yield* loadCampaign(campaignId)
-            if (typeof target === "string") return yield* addExisting(campaign, yield* load(target), now)
-            const event = yield* build(target, now)
+            const events: Array<Event> = []
+            for (let i = 0; i < inputs.length; i++) {
+              const input = inputs[i]!
+              if (input.after === undefined) {
+                // The common case stays out of Effect: one plain validation per event.
+                const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now), checkAllowed)
+                if (Either.isLeft(built)) return yield* Effect.fail(prefixField(i)(built.left))
+                events.push(built.right)
+              } else {
+                events.push(yield* Effect.mapError(build(input, now), prefixField(i)))
+              }
+            }
+            yield* insert(events, now)
+            return events as ReadonlyArray<Event>
+          })
+        )
+      })
+
+    const schedule = (input: Lifecycle.ScheduleInput) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        return yield* store.transaction(
+          Effect.gen(function* () {
+            const event = yield* build(input, now)
             yield* insert([event], now)
-            return yield* addExisting(campaign, event, now)
+            return event
           })
         )
-      }),
-    link: (campaignId, from, to) =>
+      })
+
+    const respond = (eventId: string, agent: string, response: Lifecycle.Response) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         return yield* store.transaction(
           Effect.gen(function* () {
-            const campaign = yield* loadCampaign(campaignId)
-            yield* requireMember(campaign, from)
-            yield* requireMember(campaign, to)
-            if (campaign.dependencies.some(([a, b]) => a === from && b === to)) return campaign
-            const target = yield* load(to)
-            if (target.status !== "scheduled") {
-              // `from` must fire before `to`: an event that already ended cannot wait for anything.
-              return yield* new EventTerminal({ eventId: to, status: target.status })
-            }
-            const cycle = CampaignGraph.cycleThrough(yield* dependencyEdges(campaign), from, to)
-            if (cycle !== null) return yield* new CycleDetected({ campaignId, cycle })
-            yield* store.addCampaignLink(campaignId, from, to)
-            const predecessor = yield* load(from)
-            if (predecessor.status === "missed" || predecessor.status === "cancelled") {
-              yield* store.updateEvents([Lifecycle.doom(yield* load(to), now)])
-            }
-            return { ...campaign, dependencies: [...campaign.dependencies, [from, to] as const] }
+            const event = yield* load(eventId)
+            const outcome = yield* Lifecycle.respond(event, agent, response, now)
+            if (outcome.event !== event) yield* commit([outcome.event], outcome.history)
+            return outcome.event
           })
         )
-      }),
-    executionOrder: (campaignId) =>
+      })
+
+    /** Makes the scheduled dependents of failed events due now, so the next tick misses them. */
+    const doomDependents = (ids: ReadonlyArray<string>, now: number) =>
       Effect.gen(function* () {
-        const campaign = yield* loadCampaign(campaignId)
-        return CampaignGraph.executionOrder(campaign.events, yield* dependencyEdges(campaign))
-      }),
-    getCampaign: loadCampaign,
-    listCampaigns: () => store.listCampaigns
-  }
-  return shape
-})
+        if (ids.length === 0) return
+        const dependents = yield* store.dependents(ids)
+        if (dependents.length > 0)
+          yield* store.updateEvents(dependents.map((d) => Lifecycle.doom(d.event, now)))
+      })
+
+    /** What ending an event queues in the same transaction: its actions, its next occurrence. */
+    const afterEnd = (ended: ReadonlyArray<Event>, now: number) =>
+      Effect.gen(function* () {
+        const queued: Array<QueuedAction> = []
+        const occurrences: Array<Event> = []
+        const history: Array<HistoryEntry> = []
+        for (const event of ended) {
+          queued.push(...Lifecycle.queuedActions(event, now))
+          const next = Lifecycle.nextOccurrence(event, uuidv7(now), now)
+          if (next !== null) {
+            occurrences.push(next.event)
+            history.push(...next.history)
+          }
+        }
+        if (queued.length > 0) yield* store.enqueueActions(queued)
+        if (occurrences.length > 0) {
+          yield* store.insertEvents(occurrences)
+          yield* store.appendHistory(history)
+        }
+      })
+
+    const tick = (at?: TimeInput, tickOptions: TickOptions = {}) =>
+      Effect.gen(function* () {
+        const clock = yield* Clock.currentTimeMillis
+        const now = at === undefined ? clock : yield* parseTime(at, clock, { field: "now" })
+        return yield* store.transaction(
+          Effect.gen(function* () {
+            const reports = {
+              fired: [] as Array<Event>,
+              missed: [] as Array<Event>,
+              deferred: [] as Array<Event>
+            }
+            const status = new Map<string, Event["status"]>()
+            while (true) {
+              const due = [...(yield* store.dueEvents(now, TICK_BATCH))].sort(Lifecycle.byFireTime)
+              if (due.length === 0) break
+              const linked = due.filter((e) => e.campaignId !== null || e.after !== null).map((e) => e.id)
+              const predecessors = new Map<string, Array<Lifecycle.Predecessor>>()
+              if (linked.length > 0) {
+                for (const [id, p] of yield* store.predecessors(linked)) {
+                  const list = predecessors.get(id) ?? []
+                  list.push(p)
+                  predecessors.set(id, list)
+                }
+              }
+              const updated = new Map<string, Event>()
+              const history: Array<HistoryEntry> = []
+              const firedAt = new Map<string, number>()
+              const failed: Array<string> = []
+              for (const event of due) {
+                const preds = (predecessors.get(event.id) ?? []).map((p) => ({
+                  id: p.id,
+                  status: status.get(p.id) ?? p.status
+                }))
+                const step = Lifecycle.decide(event, preds, now, tickOptions.misfireGraceMs)
+                const outcome = Lifecycle.applyStep(event, step, now)
+                updated.set(event.id, outcome.event)
+                history.push(...outcome.history)
+                if (outcome.report !== null) reports[outcome.report].push(event)
+                if (outcome.event.status !== "scheduled") status.set(event.id, outcome.event.status)
+                if (outcome.report === "fired") firedAt.set(event.id, now)
+                if (outcome.report === "missed") failed.push(event.id)
+              }
+              if (firedAt.size > 0) {
+                for (const { predecessorId, event } of yield* store.dependents([...firedAt.keys()])) {
+                  const current = updated.get(event.id) ?? event
+                  if (current.status !== "scheduled") continue
+                  const outcome = Lifecycle.release(current, predecessorId, firedAt.get(predecessorId)!, now)
+                  updated.set(event.id, outcome.event)
+                  history.push(...outcome.history)
+                }
+              }
+              if (failed.length > 0) {
+                for (const { event } of yield* store.dependents(failed)) {
+                  const current = updated.get(event.id) ?? event
+                  updated.set(event.id, Lifecycle.doom(current, now))
+                }
+              }
+              yield* commit([...updated.values()], history)
+              const ended = [...updated.values()].filter((e) => e.status !== "scheduled")
+              if (ended.length > 0) yield* afterEnd(ended, now)
+            }
+            const ids = (events: Array<Event>) => events.sort(Lifecycle.byFireTime).map((e) => e.id)
+            return { fired: ids(reports.fired), missed: ids(reports.missed), deferred: ids(reports.deferred) }
+          })
+        )
+      })
+
+    const addExisting = (campaign: Campaign, event: Event, now: number) =>
+      Effect.gen(function* () {
+        if (event.campaignId === campaign.id) return event
+        if (event.campaignId !== null) {
+          return yield* new CampaignMembership({
+            campaignId: campaign.id,
+            eventId: event.id,
+            reason: "in-another-campaign",
+            otherCampaignId: event.campaignId
+          })
+        }
+        const joined: Event = {
+          ...event,
+          campaignId: campaign.id,
+          updatedAt: new Date(now),
+          version: event.version + 1
+        }
+        yield* store.addCampaignEvent(campaign.id, event.id)
+        yield* commit(
+          [joined],
+          [
+            Lifecycle.historyEntry(joined, "campaign_added", event.organizer, now, {
+              campaignId: campaign.id
+            })
+          ]
+        )
+        return joined
+      })
+
+    /**
+     * Every "must fire first" edge among a campaign's members: its links, and the relative starts of
+     * members that start after another member (both gate a tick, so both can close a cycle).
+     */
+    const dependencyEdges = (campaign: Campaign) =>
+      Effect.map(store.listEvents({ campaignId: campaign.id }), (members) => {
+        const inCampaign = new Set(campaign.events)
+        const edges: Array<readonly [string, string]> = [...campaign.dependencies]
+        for (const e of members) {
+          if (e.after !== null && inCampaign.has(e.after.eventId)) edges.push([e.after.eventId, e.id])
+        }
+        return edges
+      })
+
+    const requireMember = (campaign: Campaign, eventId: string) =>
+      campaign.events.includes(eventId)
+        ? Effect.void
+        : Effect.fail(new CampaignMembership({ campaignId: campaign.id, eventId, reason: "not-a-member" }))
+
+    const shape: CoordinatorShape = {
+      schedule,
+      scheduleMany,
+      scheduleTimer: (input) =>
+        input.in === undefined
+          ? schedule(Lifecycle.timerRequest(input))
+          : Effect.flatMap(Lifecycle.durationMs(input.in, "in"), () =>
+              schedule(Lifecycle.timerRequest(input))
+            ),
+      confirm: (eventId, agent) => respond(eventId, agent, { status: "confirmed" }),
+      decline: (eventId, agent) => respond(eventId, agent, { status: "declined" }),
+      defer: (eventId, agent, duration) =>
+        Effect.flatMap(Lifecycle.durationMs(duration, "duration"), (deferMs) =>
+          respond(eventId, agent, { status: "deferred", deferMs })
+        ),
+      cancel: (eventId, options = {}) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          return yield* store.transaction(
+            Effect.gen(function* () {
+              const event = yield* load(eventId)
+              const outcome = yield* Lifecycle.cancel(
+                event,
+                options.actor ?? event.organizer,
+                options.reason,
+                now
+              )
+              yield* commit([outcome.event], outcome.history)
+              yield* doomDependents([event.id], now)
+              if (options.endSeries !== true) yield* afterEnd([outcome.event], now)
+              return outcome.event
+            })
+          )
+        }),
+      reschedule: (eventId, at, options = {}) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          return yield* store.transaction(
+            Effect.gen(function* () {
+              const event = yield* load(eventId)
+              const outcome = yield* Lifecycle.reschedule(event, at, options.actor ?? event.organizer, now)
+              yield* commit([outcome.event], outcome.history)
+              return outcome.event
+            })
+          )
+        }),
+      get: load,
+      list: (filter = {}) =>
+        filter.limit !== undefined && (!Number.isInteger(filter.limit) || filter.limit < 0)
+          ? Effect.fail(
+              new InvalidInput({
+                field: "limit",
+                message: `limit: must be a whole number ≥ 0, got ${filter.limit}`
+              })
+            )
+          : store.listEvents(filter),
+      history: (eventId) => Effect.zipRight(load(eventId), store.history(eventId)),
+      tick,
+      cleanup: (olderThan = 0) =>
+        Effect.gen(function* () {
+          const ms = yield* Lifecycle.durationMs(olderThan, "olderThan")
+          const now = yield* Clock.currentTimeMillis
+          const removed = yield* store.transaction(store.deleteTerminalBefore(now - ms + 1))
+          return removed.length
+        }),
+      createCampaign: (name) =>
+        Effect.gen(function* () {
+          if (typeof name !== "string" || name.trim() === "") {
+            return yield* new InvalidInput({
+              field: "name",
+              message: "name: a campaign needs a non-empty name"
+            })
+          }
+          const now = yield* Clock.currentTimeMillis
+          const campaign: Campaign = {
+            id: uuidv7(now),
+            name,
+            events: [],
+            dependencies: [],
+            createdAt: new Date(now)
+          }
+          yield* store.transaction(store.insertCampaign(campaign))
+          return campaign
+        }),
+      addToCampaign: (campaignId, target) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          return yield* store.transaction(
+            Effect.gen(function* () {
+              const campaign = yield* loadCampaign(campaignId)
+              if (typeof target === "string") return yield* addExisting(campaign, yield* load(target), now)
+              const event = yield* build(target, now)
+              yield* insert([event], now)
+              return yield* addExisting(campaign, event, now)
+            })
+          )
+        }),
+      link: (campaignId, from, to) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          return yield* store.transaction(
+            Effect.gen(function* () {
+              const campaign = yield* loadCampaign(campaignId)
+              yield* requireMember(campaign, from)
+              yield* requireMember(campaign, to)
+              if (campaign.dependencies.some(([a, b]) => a === from && b === to)) return campaign
+              const target = yield* load(to)
+              if (target.status !== "scheduled") {
+                // `from` must fire before `to`: an event that already ended cannot wait for anything.
+                return yield* new EventTerminal({ eventId: to, status: target.status })
+              }
+              const cycle = CampaignGraph.cycleThrough(yield* dependencyEdges(campaign), from, to)
+              if (cycle !== null) return yield* new CycleDetected({ campaignId, cycle })
+              yield* store.addCampaignLink(campaignId, from, to)
+              const predecessor = yield* load(from)
+              if (predecessor.status === "missed" || predecessor.status === "cancelled") {
+                yield* store.updateEvents([Lifecycle.doom(yield* load(to), now)])
+              }
+              return { ...campaign, dependencies: [...campaign.dependencies, [from, to] as const] }
+            })
+          )
+        }),
+      executionOrder: (campaignId) =>
+        Effect.gen(function* () {
+          const campaign = yield* loadCampaign(campaignId)
+          return CampaignGraph.executionOrder(campaign.events, yield* dependencyEdges(campaign))
+        }),
+      getCampaign: loadCampaign,
+      listCampaigns: () => store.listCampaigns,
+      listActions: (filter = {}) => store.listActions(filter),
+      retryAction: (key, retryOptions = {}) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          return yield* store.transaction(
+            Effect.gen(function* () {
+              const found = yield* store.getAction(key)
+              if (Option.isNone(found)) return yield* new ActionNotFound({ key })
+              const action = found.value
+              if (action.status === "pending") return action
+              if (action.status === "delivered") {
+                return yield* new InvalidInput({
+                  field: "key",
+                  message: `key: action ${key} was already delivered`
+                })
+              }
+              const retried: QueuedAction = {
+                ...action,
+                status: "pending",
+                attempts: 0,
+                nextAttemptAt: new Date(now),
+                updatedAt: new Date(now)
+              }
+              yield* store.updateActions([retried])
+              yield* store.appendHistory([
+                {
+                  eventId: action.eventId,
+                  at: new Date(now),
+                  type: "action_retried",
+                  actor: retryOptions.actor ?? Lifecycle.ENGINE_ACTOR,
+                  detail: { key, action: action.action._tag, lastError: action.lastError }
+                }
+              ])
+              return retried
+            })
+          )
+        })
+    }
+    return shape
+  })
 
 /**
  * The coordinator over the `EventStore` in context.
@@ -471,3 +597,11 @@ export const make: Effect.Effect<CoordinatorShape, never, EventStore> = Effect.g
  * @since 0.1.0
  */
 export const layer: Layer.Layer<Coordinator, never, EventStore> = Layer.effect(Coordinator, make)
+
+/**
+ * The coordinator over the `EventStore` in context, with options.
+ *
+ * @since 0.1.0
+ */
+export const layerWith = (options: CoordinatorOptions): Layer.Layer<Coordinator, never, EventStore> =>
+  Layer.effect(Coordinator, makeWith(options))

@@ -104,6 +104,15 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   code: Schema.optional(Schema.String)
 }) {}
 
+/** @since 0.1.0 */
+export class ActionNotFound extends Schema.TaggedError<ActionNotFound>()("ActionNotFound", {
+  key: Schema.String
+}) {
+  override get message() {
+    return `action ${this.key} not found`
+  }
+}
+
 /**
  * Every error the coordinator can answer with.
  *
@@ -117,6 +126,7 @@ export type CoordinatorError =
   | EventTerminal
   | CycleDetected
   | CampaignMembership
+  | ActionNotFound
   | StorageError
 
 /**
@@ -132,5 +142,6 @@ export const CoordinatorError = Schema.Union(
   EventTerminal,
   CycleDetected,
   CampaignMembership,
+  ActionNotFound,
   StorageError
 )

@@ -102,6 +102,43 @@ export const RelativeStart = Schema.Struct({
 export type RelativeStart = typeof RelativeStart.Type
 
 /**
+ * What happens to an event whose fire time passed while no runner was running (SPEC 4.8): `fire`
+ * it late (the default), or `miss` it once it is later than the runner's misfire grace.
+ *
+ * @since 0.1.0
+ */
+export const MisfirePolicy = Schema.Literal("fire", "miss")
+/** @since 0.1.0 */
+export type MisfirePolicy = typeof MisfirePolicy.Type
+
+/**
+ * After downtime, which missed occurrences of a series run (SPEC 4.6): none (`skip`), the latest
+ * one (`once`, the default) or every one in order (`all`).
+ *
+ * @since 0.1.0
+ */
+export const CatchUpPolicy = Schema.Literal("skip", "once", "all")
+/** @since 0.1.0 */
+export type CatchUpPolicy = typeof CatchUpPolicy.Type
+
+/**
+ * The recurrence of an event in a series: the cron expression and zone it repeats on, and which
+ * slot this occurrence stands for (`occurrenceAt`, the wall-clock slot as an instant, unmoved by
+ * deferral cascades). `seriesId` is the id of the first occurrence.
+ *
+ * @since 0.1.0
+ */
+export const Recurrence = Schema.Struct({
+  cron: Schema.String,
+  tz: Schema.String,
+  catchUp: CatchUpPolicy,
+  seriesId: Schema.String,
+  occurrenceAt: Schema.Date
+})
+/** @since 0.1.0 */
+export type Recurrence = typeof Recurrence.Type
+
+/**
  * An event. `fireAt = scheduledAt − tMinusMs`; both are `null` only for a relative start whose
  * predecessor has not fired yet. `dueAt` is the next instant at which `tick` must look at the
  * event (its fire time, earlier when it can no longer fire, `null` while it waits on a
@@ -128,6 +165,8 @@ export const Event = Schema.Struct({
   deadline: Schema.NullOr(Schema.Date),
   after: Schema.NullOr(RelativeStart),
   campaignId: Schema.NullOr(Schema.String),
+  misfire: MisfirePolicy,
+  recurrence: Schema.NullOr(Recurrence),
   createdAt: Schema.Date,
   updatedAt: Schema.Date,
   firedAt: Schema.NullOr(Schema.Date),
@@ -151,7 +190,11 @@ export const HistoryType = Schema.Literal(
   "missed",
   "cancelled",
   "rescheduled",
-  "campaign_added"
+  "campaign_added",
+  "action_delivered",
+  "action_failed",
+  "action_dead",
+  "action_retried"
 )
 /** @since 0.1.0 */
 export type HistoryType = typeof HistoryType.Type
@@ -170,6 +213,63 @@ export const HistoryEntry = Schema.Struct({
 })
 /** @since 0.1.0 */
 export type HistoryEntry = typeof HistoryEntry.Type
+
+/**
+ * One change as `watch` streams it: a history entry with its place in the log (`seq`, increasing
+ * in commit order) and what the filters need (the event's campaign and attendees).
+ *
+ * @since 0.1.0
+ */
+export const Transition = Schema.Struct({
+  seq: Schema.Number,
+  eventId: Schema.String,
+  type: HistoryType,
+  at: Schema.Date,
+  actor: Schema.String,
+  detail: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  campaignId: Schema.NullOr(Schema.String),
+  agents: Schema.Array(Schema.String)
+})
+/** @since 0.1.0 */
+export type Transition = typeof Transition.Type
+
+/** Which transition queued an action: the event firing or being missed. @since 0.1.0 */
+export const ActionTransition = Schema.Literal("fire", "miss")
+/** @since 0.1.0 */
+export type ActionTransition = typeof ActionTransition.Type
+
+/**
+ * Where a queued action stands: waiting for (another) attempt, delivered, or dead-lettered after
+ * its last attempt (retried only by hand).
+ *
+ * @since 0.1.0
+ */
+export const DeliveryStatus = Schema.Literal("pending", "delivered", "dead")
+/** @since 0.1.0 */
+export type DeliveryStatus = typeof DeliveryStatus.Type
+
+/**
+ * An action in the outbox (SPEC 5): written in the transaction of the transition that caused it,
+ * then delivered at least once. `key` (`<eventId>:<transition>:<index>`) is the idempotency key,
+ * the same on every attempt. `nextAttemptAt` is set while it is pending.
+ *
+ * @since 0.1.0
+ */
+export const QueuedAction = Schema.Struct({
+  key: Schema.String,
+  eventId: Schema.String,
+  transition: ActionTransition,
+  index: Schema.Int,
+  action: Action,
+  status: DeliveryStatus,
+  attempts: Schema.Int,
+  occurredAt: Schema.Date,
+  nextAttemptAt: Schema.NullOr(Schema.Date),
+  lastError: Schema.NullOr(Schema.String),
+  updatedAt: Schema.Date
+})
+/** @since 0.1.0 */
+export type QueuedAction = typeof QueuedAction.Type
 
 /**
  * What one `tick` did, each list ordered by (fireAt, id).

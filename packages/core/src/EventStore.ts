@@ -6,12 +6,22 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { StorageError } from "./Errors.ts"
-import type { Campaign, Event, EventStatus, HistoryEntry } from "./Event.ts"
+import type {
+  Campaign,
+  DeliveryStatus,
+  Event,
+  EventStatus,
+  HistoryEntry,
+  QueuedAction,
+  Transition
+} from "./Event.ts"
 import type { Predecessor } from "./Lifecycle.ts"
 import { byFireTime } from "./Lifecycle.ts"
 
@@ -25,6 +35,17 @@ export interface EventFilter {
   readonly kind?: string | undefined
   readonly attendee?: string | undefined
   readonly campaignId?: string | undefined
+  readonly limit?: number | undefined
+}
+
+/**
+ * Which queued actions `listActions` returns, oldest first.
+ *
+ * @since 0.1.0
+ */
+export interface ActionFilter {
+  readonly status?: DeliveryStatus | undefined
+  readonly eventId?: string | undefined
   readonly limit?: number | undefined
 }
 
@@ -78,6 +99,63 @@ export interface EventStoreShape {
    * membership, keeping any that a scheduled event still depends on. Returns their ids.
    */
   readonly deleteTerminalBefore: (cutoff: number) => Effect.Effect<ReadonlyArray<string>, StorageError>
+  /** Queues actions in the outbox (inside the transaction of the transition that caused them). */
+  readonly enqueueActions: (actions: ReadonlyArray<QueuedAction>) => Effect.Effect<void, StorageError>
+  /** Writes the new delivery state of queued actions, by key. */
+  readonly updateActions: (actions: ReadonlyArray<QueuedAction>) => Effect.Effect<void, StorageError>
+  readonly getAction: (key: string) => Effect.Effect<Option.Option<QueuedAction>, StorageError>
+  /** Queued actions matching the filter, by (occurredAt, key). */
+  readonly listActions: (filter: ActionFilter) => Effect.Effect<ReadonlyArray<QueuedAction>, StorageError>
+  /** At most `limit` pending actions whose next attempt is due at `now`, earliest first. */
+  readonly dueActions: (
+    now: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<QueuedAction>, StorageError>
+  /** The earliest next attempt of any pending action. */
+  readonly nextActionAt: Effect.Effect<Option.Option<number>, StorageError>
+  /** History entries after `seq` in commit order, at most `limit`, as `watch` streams them. */
+  readonly historySince: (
+    seq: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<Transition>, StorageError>
+  /** The `seq` of the latest history entry (0 when there is none). */
+  readonly lastHistorySeq: Effect.Effect<number, StorageError>
+  /** How many transactions that wrote have committed in this process. */
+  readonly localChanges: Effect.Effect<number>
+  /** Waits until `localChanges` exceeds `seen`. */
+  readonly awaitLocalChange: (seen: number) => Effect.Effect<void>
+  /**
+   * A number that changes when another process commits to the same database (SQLite's
+   * `data_version`); constant for stores no other process can reach.
+   */
+  readonly externalVersion: Effect.Effect<number, StorageError>
+}
+
+/**
+ * Counts this process's committed writes and wakes whoever waits for the next one (the runner
+ * re-arms on it). Shared by every backend.
+ *
+ * @since 0.1.0
+ */
+export const makeChangeSignal = () => {
+  let count = 0
+  let waiting: Deferred.Deferred<void> | null = null
+  return {
+    bump: (): void => {
+      count += 1
+      if (waiting !== null) {
+        Deferred.unsafeDone(waiting, Effect.void)
+        waiting = null
+      }
+    },
+    localChanges: Effect.sync(() => count),
+    awaitLocalChange: (seen: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (count > seen) return Effect.void
+        waiting ??= Deferred.unsafeMake<void>(FiberId.none)
+        return Deferred.await(waiting)
+      })
+  }
 }
 
 /**
@@ -103,6 +181,9 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
   const events = new Map<string, Event>()
   const history = new Map<string, Array<HistoryEntry>>()
   const campaigns = new Map<string, Campaign>()
+  const actions = new Map<string, QueuedAction>()
+  const log: Array<Transition> = []
+  const signal = makeChangeSignal()
   const lock = yield* Effect.makeSemaphore(1)
   let undo: Array<() => void> | null = null
 
@@ -141,13 +222,14 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
           ? effect
           : lock.withPermits(1)(
               Effect.suspend(() => {
-                const log: Array<() => void> = []
-                undo = log
+                const reverts: Array<() => void> = []
+                undo = reverts
                 return Effect.locally(effect, inTransaction, true).pipe(
                   Effect.onExit((exit) =>
                     Effect.sync(() => {
                       undo = null
-                      if (exit._tag === "Failure") for (const revert of log.reverse()) revert()
+                      if (exit._tag === "Failure") for (const revert of reverts.reverse()) revert()
+                      else if (reverts.length > 0) signal.bump()
                     })
                   )
                 )
@@ -226,6 +308,14 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
         for (const entry of entries) {
           const list = history.get(entry.eventId) ?? []
           setIn(history, entry.eventId, [...list, entry])
+          const e = events.get(entry.eventId)
+          log.push({
+            seq: log.length + 1,
+            ...entry,
+            campaignId: e?.campaignId ?? null,
+            agents: e?.attendees.map((a) => a.agent) ?? []
+          })
+          undo?.push(() => log.pop())
         }
       }),
     history: (eventId) => read(() => history.get(eventId) ?? []),
@@ -256,7 +346,14 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
         const removed: Array<string> = []
         for (const e of events.values()) {
           const ended = endedAt(e)
-          if (e.status !== "scheduled" && ended !== null && ended < cutoff && !pinned.has(e.id))
+          const undelivered = [...actions.values()].some((a) => a.eventId === e.id && a.status === "pending")
+          if (
+            e.status !== "scheduled" &&
+            ended !== null &&
+            ended < cutoff &&
+            !pinned.has(e.id) &&
+            !undelivered
+          )
             removed.push(e.id)
         }
         const gone = new Set(removed)
@@ -264,6 +361,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
           deleteIn(events, id)
           deleteIn(history, id)
         }
+        for (const a of [...actions.values()]) if (gone.has(a.eventId)) deleteIn(actions, a.key)
         for (const c of campaigns.values()) {
           if (c.events.some((id) => gone.has(id))) {
             setIn(campaigns, c.id, {
@@ -274,9 +372,54 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
           }
         }
         return removed
-      })
+      }),
+    enqueueActions: (list) =>
+      Effect.sync(() => {
+        for (const a of list) setIn(actions, a.key, a)
+      }),
+    updateActions: (list) =>
+      Effect.sync(() => {
+        for (const a of list) if (actions.has(a.key)) setIn(actions, a.key, a)
+      }),
+    getAction: (key) => read(() => Option.fromNullable(actions.get(key))),
+    listActions: (filter) =>
+      read(() => {
+        const out = [...actions.values()]
+          .filter(
+            (a) =>
+              (filter.status === undefined || a.status === filter.status) &&
+              (filter.eventId === undefined || a.eventId === filter.eventId)
+          )
+          .sort(byOccurrence)
+        return filter.limit === undefined ? out : out.slice(0, filter.limit)
+      }),
+    dueActions: (now, limit) =>
+      read(() =>
+        [...actions.values()]
+          .filter(
+            (a) => a.status === "pending" && a.nextAttemptAt !== null && a.nextAttemptAt.getTime() <= now
+          )
+          .sort((a, b) => a.nextAttemptAt!.getTime() - b.nextAttemptAt!.getTime() || (a.key < b.key ? -1 : 1))
+          .slice(0, limit)
+      ),
+    nextActionAt: read(() => {
+      let min: number | null = null
+      for (const a of actions.values()) {
+        const at = a.status === "pending" ? (a.nextAttemptAt?.getTime() ?? null) : null
+        if (at !== null && (min === null || at < min)) min = at
+      }
+      return Option.fromNullable(min)
+    }),
+    historySince: (seq, limit) => read(() => log.slice(seq, seq + limit)),
+    lastHistorySeq: read(() => log.length),
+    localChanges: signal.localChanges,
+    awaitLocalChange: signal.awaitLocalChange,
+    externalVersion: Effect.succeed(0)
   }
 })
+
+const byOccurrence = (a: QueuedAction, b: QueuedAction): number =>
+  a.occurredAt.getTime() - b.occurredAt.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
 
 /**
  * An empty in-memory store.

@@ -7,15 +7,20 @@
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import * as Cron from "./Cron.ts"
 import { EventTerminal, InvalidInput, NotAnAttendee } from "./Errors.ts"
 import type {
   Action,
   Attendee,
+  CatchUpPolicy,
   Event,
   EventActions,
   EventStatus,
   HistoryEntry,
-  HistoryType
+  HistoryType,
+  MisfirePolicy,
+  QueuedAction,
+  Recurrence
 } from "./Event.ts"
 import { Action as ActionSchema, isEventKind } from "./Event.ts"
 import type { BareNumberUnit, TimeInput } from "./TimeGrammar.ts"
@@ -54,7 +59,26 @@ export interface ScheduleInput {
   readonly onMiss?: ReadonlyArray<Action> | undefined
   readonly maxDeferrals?: number | undefined
   readonly deadline?: TimeInput | undefined
+  /** What a runner does when the fire time passed while it was down; default `fire`. */
+  readonly misfire?: MisfirePolicy | undefined
+  /** Repeat on a cron schedule; the first occurrence is the first slot at or after `at` (default now). */
+  readonly recurrence?: RecurrenceInput | undefined
 }
+
+/**
+ * A recurrence as `schedule` takes it: a cron expression of 5 or 6 fields, an IANA time zone
+ * (default UTC), and the catch-up policy after downtime (default `once`).
+ *
+ * @since 0.1.0
+ */
+export interface RecurrenceInput {
+  readonly cron: string
+  readonly tz?: string | undefined
+  readonly catchUp?: CatchUpPolicy | undefined
+}
+
+/** How late an event with `misfire: "miss"` may still fire, unless the runner says otherwise. @since 0.1.0 */
+export const DEFAULT_MISFIRE_GRACE_MS = 60_000
 
 /**
  * What `scheduleTimer` takes: a timer has no attendees and quorum 0, so it fires unconditionally.
@@ -69,6 +93,8 @@ export interface TimerInput {
   readonly organizer?: string | undefined
   readonly payload?: unknown
   readonly onFire?: ReadonlyArray<Action> | undefined
+  readonly misfire?: MisfirePolicy | undefined
+  readonly recurrence?: RecurrenceInput | undefined
 }
 
 /** The organizer recorded when a caller names none. @since 0.1.0 */
@@ -155,6 +181,17 @@ export const checkPayload = (payload: unknown): Either.Either<unknown, InvalidIn
 const decodeAction = Schema.decodeUnknownEither(ActionSchema)
 
 /**
+ * Whether a webhook secret follows the Standard Webhooks convention: `whsec_` (optional) and
+ * base64 whose bytes are the HMAC key, which is what independent verifiers expect.
+ *
+ * @since 0.1.0
+ */
+export const isWebhookSecret = (secret: string): boolean => {
+  const body = secret.startsWith("whsec_") ? secret.slice(6) : secret
+  return body.length >= 4 && body.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(body)
+}
+
+/**
  * Checks what can be checked of an action without the runner's configuration: a webhook URL is
  * http(s), a command has a name, a file path stays relative and never climbs with `..`.
  *
@@ -180,9 +217,17 @@ export const checkAction = (input: Action, field: string): Either.Either<Action,
       } catch {
         return Either.left(invalid(field, `webhook url ${JSON.stringify(action.url)} is not a URL`))
       }
-      return url.protocol === "http:" || url.protocol === "https:"
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        return Either.left(invalid(field, `webhook url must be http or https, got ${url.protocol}`))
+      }
+      return action.secret === undefined || isWebhookSecret(action.secret)
         ? Either.right(action)
-        : Either.left(invalid(field, `webhook url must be http or https, got ${url.protocol}`))
+        : Either.left(
+            invalid(
+              `${field}.secret`,
+              "must be a Standard Webhooks secret: whsec_ followed by base64 (e.g. whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw)"
+            )
+          )
     }
     case "command":
       return /^[A-Za-z0-9._-]+$/.test(action.name)
@@ -259,6 +304,130 @@ export const parseAfter = (
   return Either.map(durationMs(offset, "after"), (offsetMs) => ({ eventId: id, offsetMs }))
 }
 
+const CATCH_UP: ReadonlyArray<CatchUpPolicy> = ["skip", "once", "all"]
+
+/** Validates a recurrence and finds its first slot at or after `from`. */
+const firstOccurrence = (
+  input: RecurrenceInput,
+  from: number,
+  seriesId: string
+): Either.Either<Recurrence, InvalidInput> => {
+  if (typeof input !== "object" || input === null || typeof input.cron !== "string") {
+    return Either.left(invalid("recurrence.cron", 'must be a cron expression such as "30 2 * * *"'))
+  }
+  const catchUp = input.catchUp ?? "once"
+  if (!CATCH_UP.includes(catchUp)) {
+    return Either.left(
+      invalid("recurrence.catchUp", `must be skip, once or all, got ${JSON.stringify(input.catchUp)}`)
+    )
+  }
+  if (input.tz !== undefined && typeof input.tz !== "string") {
+    return Either.left(invalid("recurrence.tz", "must be an IANA time zone name such as Europe/Berlin"))
+  }
+  return Either.flatMap(Cron.parse(input.cron, input.tz ?? "UTC"), (schedule) => {
+    const slot = Cron.next(schedule, from - 1)
+    return slot === null || slot > MAX_TIME_MS
+      ? Either.left(invalid("recurrence.cron", `${JSON.stringify(input.cron)} never occurs`))
+      : Either.right({
+          cron: schedule.expression,
+          tz: schedule.tz,
+          catchUp,
+          seriesId,
+          occurrenceAt: new Date(slot)
+        })
+  })
+}
+
+/**
+ * The slot of the occurrence that follows `event` in its series, once `event` has ended at `now`
+ * (SPEC 4.6). Slots whose fire time already passed (the runner was down) follow the series'
+ * catch-up policy: `all` takes the next one (it fires at once, and so on until the series is
+ * current), `once` takes only the latest of them, `skip` the first one still ahead. `null` when
+ * the series has no further slot.
+ *
+ * @since 0.1.0
+ */
+export const nextOccurrenceAt = (event: Event, now: number): number | null => {
+  const recurrence = event.recurrence
+  if (recurrence === null) return null
+  const schedule = Cron.parse(recurrence.cron, recurrence.tz)
+  if (Either.isLeft(schedule)) return null
+  const previous = recurrence.occurrenceAt.getTime()
+  const next = Cron.next(schedule.right, previous)
+  if (next === null || next > MAX_TIME_MS) return null
+  // A slot is in the past when its fire time (slot − tMinus) is.
+  const lastDue = now + event.tMinusMs
+  if (next >= lastDue) return next
+  switch (recurrence.catchUp) {
+    case "all":
+      return next
+    case "once":
+      return Cron.latest(schedule.right, previous, lastDue) ?? next
+    case "skip": {
+      const ahead = Cron.next(schedule.right, lastDue - 1)
+      return ahead === null || ahead > MAX_TIME_MS ? null : ahead
+    }
+  }
+}
+
+/**
+ * The next occurrence of a recurring event that ended at `now`: a new scheduled event of the same
+ * series with fresh responses, or `null` when the series is over. A deadline keeps its distance
+ * from the fire time.
+ *
+ * @since 0.1.0
+ */
+export const nextOccurrence = (
+  event: Event,
+  id: string,
+  now: number
+): { readonly event: Event; readonly history: ReadonlyArray<HistoryEntry> } | null => {
+  const slot = nextOccurrenceAt(event, now)
+  if (slot === null || event.recurrence === null) return null
+  const fireAt = slot - event.tMinusMs
+  const deadline =
+    event.deadline === null || event.fireAt === null
+      ? null
+      : fireAt + (event.deadline.getTime() - event.fireAt.getTime())
+  const at = new Date(now)
+  const next: Event = withDueAt(
+    {
+      ...event,
+      id,
+      attendees: event.attendees.map((a) => ({ agent: a.agent, status: "pending", respondedAt: null })),
+      scheduledAt: new Date(slot),
+      fireAt: new Date(fireAt),
+      status: "scheduled",
+      deferralsUsed: 0,
+      deadline: deadline === null ? null : new Date(deadline),
+      after: null,
+      campaignId: null,
+      recurrence: { ...event.recurrence, occurrenceAt: new Date(slot) },
+      createdAt: at,
+      updatedAt: at,
+      firedAt: null,
+      missedAt: null,
+      cancelledAt: null,
+      reason: null,
+      version: 1
+    },
+    now
+  )
+  return {
+    event: next,
+    history: [
+      historyEntry(next, "scheduled", ENGINE_ACTOR, now, {
+        fireAt: next.fireAt!.toISOString(),
+        quorum: next.quorum,
+        attendees: next.attendees.length,
+        seriesId: event.recurrence.seriesId,
+        previous: event.id,
+        occurrenceAt: new Date(slot).toISOString()
+      })
+    ]
+  }
+}
+
 /**
  * Validates a schedule request and builds the new event (version 1), or names the first field
  * that is wrong. For a relative start the caller has checked that the predecessor exists.
@@ -310,10 +479,26 @@ export const buildEvent = (
   if (Either.isLeft(tMinus)) return Either.left(tMinus.left)
   const tMinusMs = tMinus.right
 
+  const misfire = input.misfire ?? "fire"
+  if (misfire !== "fire" && misfire !== "miss") {
+    return Either.left(invalid("misfire", `must be fire or miss, got ${JSON.stringify(misfire)}`))
+  }
   let scheduledAt: number | null = null
   let fireAt: number | null = null
   let after: Event["after"] = null
-  if (input.after !== undefined) {
+  let recurrence: Recurrence | null = null
+  if (input.recurrence !== undefined) {
+    if (input.after !== undefined) {
+      return Either.left(invalid("recurrence", "a recurring event cannot also start after another event"))
+    }
+    const start = input.at === undefined ? Either.right(now) : parseTime(input.at, now, { field: "at" })
+    if (Either.isLeft(start)) return Either.left(start.left)
+    const first = firstOccurrence(input.recurrence, Math.max(start.right, now + tMinusMs), id)
+    if (Either.isLeft(first)) return Either.left(first.left)
+    recurrence = first.right
+    scheduledAt = recurrence.occurrenceAt.getTime()
+    fireAt = scheduledAt - tMinusMs
+  } else if (input.after !== undefined) {
     if (input.at !== undefined) return Either.left(invalid("at", "give either at or after, not both"))
     const parsed = parseAfter(input.after)
     if (Either.isLeft(parsed)) return Either.left(parsed.left)
@@ -363,6 +548,8 @@ export const buildEvent = (
     deadline: deadline === null ? null : new Date(deadline),
     after,
     campaignId: null,
+    misfire,
+    recurrence,
     createdAt: at,
     updatedAt: at,
     firedAt: null,
@@ -393,6 +580,8 @@ export const timerRequest = (input: TimerInput): ScheduleInput => ({
   organizer: input.organizer,
   payload: input.payload,
   onFire: input.onFire,
+  misfire: input.misfire,
+  recurrence: input.recurrence,
   attendees: [],
   quorum: 0
 })
@@ -530,7 +719,12 @@ export type TickStep =
  *
  * @since 0.1.0
  */
-export const decide = (event: Event, predecessors: ReadonlyArray<Predecessor>, now: number): TickStep => {
+export const decide = (
+  event: Event,
+  predecessors: ReadonlyArray<Predecessor>,
+  now: number,
+  misfireGraceMs: number = DEFAULT_MISFIRE_GRACE_MS
+): TickStep => {
   const failed = predecessors.find((p) => p.status === "missed" || p.status === "cancelled")
   if (failed !== undefined) return { _tag: "Miss", reason: `upstream ${failed.id}` }
   if (event.fireAt === null) return { _tag: "Wait" }
@@ -542,6 +736,13 @@ export const decide = (event: Event, predecessors: ReadonlyArray<Predecessor>, n
   }
   if (event.fireAt.getTime() > now) return { _tag: "NotDue" }
   if (predecessors.some((p) => p.status !== "fired")) return { _tag: "Wait" }
+  const lateByMs = now - event.fireAt.getTime()
+  if (event.misfire === "miss" && lateByMs > misfireGraceMs) {
+    return {
+      _tag: "Miss",
+      reason: `misfired: ${formatDuration(lateByMs)} late (grace ${formatDuration(misfireGraceMs)})`
+    }
+  }
   if (quorumMet(event)) return { _tag: "Fire" }
   let shiftMs = 0
   for (const a of event.attendees)
@@ -757,6 +958,31 @@ export const release = (event: Event, predecessorId: string, firedAt: number, no
  */
 export const doom = (event: Event, now: number): Event =>
   event.status === "scheduled" ? { ...event, dueAt: new Date(now) } : event
+
+/**
+ * The outbox rows a transition queues: the event's `onFire` actions when it fired, `onMiss` when it
+ * was missed, each with its idempotency key `<eventId>:<transition>:<index>` (SPEC 5).
+ *
+ * @since 0.1.0
+ */
+export const queuedActions = (event: Event, now: number): ReadonlyArray<QueuedAction> => {
+  const transition = event.status === "fired" ? "fire" : event.status === "missed" ? "miss" : null
+  if (transition === null) return []
+  const list = transition === "fire" ? event.actions.onFire : event.actions.onMiss
+  return list.map((action, index) => ({
+    key: `${event.id}:${transition}:${index}`,
+    eventId: event.id,
+    transition,
+    index,
+    action,
+    status: "pending",
+    attempts: 0,
+    occurredAt: new Date(now),
+    nextAttemptAt: new Date(now),
+    lastError: null,
+    updatedAt: new Date(now)
+  }))
+}
 
 /** Orders events by (fireAt, id), events without a fire time last. @since 0.1.0 */
 export const byFireTime = (a: Event, b: Event): number => {

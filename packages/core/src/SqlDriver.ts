@@ -36,6 +36,11 @@ export interface SqlDriver {
    * concurrent writers (also in other processes) queue instead of failing on a stale read.
    */
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+  /**
+   * A number that changes when another connection commits (SQLite's `PRAGMA data_version`; the
+   * change counter through `SqlClient`, which also moves on this process's own commits).
+   */
+  readonly dataVersion: Effect.Effect<number, StorageError>
 }
 
 /** `(?, ?, ?)` for `n` values. @since 0.1.0 */
@@ -95,6 +100,10 @@ export const fromSqlClient: Effect.Effect<SqlDriver, never, SqlClient.SqlClient>
       dialect,
       all,
       run: (statement, params) => Effect.asVoid(all(statement, params)),
+      dataVersion: Effect.map(
+        all<{ value: unknown }>("SELECT value FROM tminus_meta WHERE key = 'change_counter'"),
+        (rows) => Number(rows[0]?.value ?? 0)
+      ),
       transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
         sql.withTransaction(Effect.zipRight(lock, effect)).pipe(
           Effect.mapError((error: E | SqlError | StorageError) =>

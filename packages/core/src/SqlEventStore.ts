@@ -9,11 +9,12 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { StorageError } from "./Errors.ts"
-import type { Campaign, Event, HistoryEntry } from "./Event.ts"
-import { EventStore, type EventStoreShape } from "./EventStore.ts"
+import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
+import { EventStore, type EventStoreShape, makeChangeSignal } from "./EventStore.ts"
 import type { Predecessor } from "./Lifecycle.ts"
 import { type Dialect, fromSqlClient, placeholders, type SqlDriver } from "./SqlDriver.ts"
 
@@ -97,6 +98,31 @@ export const migrations: ReadonlyArray<Migration> = [
       "CREATE INDEX campaign_links_from ON campaign_links (from_id)",
       "CREATE INDEX campaign_links_to ON campaign_links (to_id)"
     ]
+  },
+  {
+    id: 2,
+    name: "runner: misfire policy, recurrence, action outbox",
+    statements: () => [
+      "ALTER TABLE events ADD COLUMN misfire TEXT NOT NULL DEFAULT 'fire'",
+      "ALTER TABLE events ADD COLUMN recurrence TEXT",
+      `CREATE TABLE actions (
+        key TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        transition TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        occurred_at BIGINT NOT NULL,
+        next_attempt_at BIGINT,
+        last_error TEXT,
+        updated_at BIGINT NOT NULL
+      )`,
+      // The delivery loop reads only pending rows: this partial index holds nothing else.
+      "CREATE INDEX actions_due ON actions (next_attempt_at, key) WHERE next_attempt_at IS NOT NULL",
+      "CREATE INDEX actions_event ON actions (event_id)",
+      "CREATE INDEX actions_status ON actions (status, occurred_at, key)"
+    ]
   }
 ]
 
@@ -155,6 +181,8 @@ const COLUMNS = [
   "after_id",
   "after_offset_ms",
   "campaign_id",
+  "misfire",
+  "recurrence",
   "created_at",
   "updated_at",
   "fired_at",
@@ -188,6 +216,10 @@ const eventValues = (e: Event): Array<unknown> => [
   e.after?.eventId ?? null,
   e.after?.offsetMs ?? null,
   e.campaignId,
+  e.misfire,
+  e.recurrence === null
+    ? null
+    : JSON.stringify({ ...e.recurrence, occurrenceAt: e.recurrence.occurrenceAt.getTime() }),
   e.createdAt.getTime(),
   e.updatedAt.getTime(),
   ms(e.firedAt),
@@ -218,6 +250,49 @@ export const toRow = (e: Event): EventRow => {
   return Object.fromEntries(COLUMNS.map((column, i) => [column, values[i]])) as EventRow
 }
 
+const recurrenceFrom = (text: unknown): Event["recurrence"] => {
+  if (text === null || text === undefined) return null
+  const r = JSON.parse(String(text))
+  return {
+    cron: r.cron,
+    tz: r.tz,
+    catchUp: r.catchUp,
+    seriesId: r.seriesId,
+    occurrenceAt: new Date(r.occurrenceAt)
+  }
+}
+
+const ACTION_COLUMNS =
+  "key, event_id, transition, idx, action, status, attempts, occurred_at, next_attempt_at, last_error, updated_at"
+
+const actionValues = (a: QueuedAction): Array<unknown> => [
+  a.key,
+  a.eventId,
+  a.transition,
+  a.index,
+  JSON.stringify(a.action),
+  a.status,
+  a.attempts,
+  a.occurredAt.getTime(),
+  ms(a.nextAttemptAt),
+  a.lastError,
+  a.updatedAt.getTime()
+]
+
+const actionFromRow = (row: any): QueuedAction => ({
+  key: row.key,
+  eventId: row.event_id,
+  transition: row.transition,
+  index: Number(row.idx),
+  action: JSON.parse(row.action),
+  status: row.status,
+  attempts: Number(row.attempts),
+  occurredAt: new Date(Number(row.occurred_at)),
+  nextAttemptAt: date(row.next_attempt_at),
+  lastError: row.last_error ?? null,
+  updatedAt: new Date(Number(row.updated_at))
+})
+
 /** @internal */
 export const fromRow = (row: any): Event => ({
   id: row.id,
@@ -242,6 +317,8 @@ export const fromRow = (row: any): Event => ({
   deadline: date(row.deadline),
   after: row.after_id === null ? null : { eventId: row.after_id, offsetMs: Number(row.after_offset_ms) },
   campaignId: row.campaign_id ?? null,
+  misfire: row.misfire,
+  recurrence: recurrenceFrom(row.recurrence),
   createdAt: date(row.created_at)!,
   updatedAt: date(row.updated_at)!,
   firedAt: date(row.fired_at),
@@ -344,7 +421,36 @@ export const dependentsQuery = (ids: ReadonlyArray<string>) =>
 export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageError> =>
   Effect.gen(function* () {
     yield* migrate(driver)
-    const { all, run } = driver
+    const { all } = driver
+    // Whether the open transaction wrote: only then does its commit wake the runner.
+    let dirty = false
+    const run = (sql: string, params?: ReadonlyArray<unknown>) => {
+      dirty = true
+      return driver.run(sql, params)
+    }
+    const signal = makeChangeSignal()
+    const inTransaction = FiberRef.unsafeMake(false)
+    const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
+      Effect.withFiberRuntime((fiber) =>
+        fiber.getFiberRef(inTransaction)
+          ? effect
+          : Effect.tap(
+              driver.transaction(
+                Effect.zipRight(
+                  Effect.sync(() => {
+                    dirty = false
+                  }),
+                  Effect.locally(effect, inTransaction, true)
+                )
+              ),
+              () => {
+                if (dirty) {
+                  dirty = false
+                  signal.bump()
+                }
+              }
+            )
+      )
 
     const selectEvents = (sql: string, params: ReadonlyArray<unknown>) =>
       Effect.map(all(sql, params), (rows) => rows.map(fromRow))
@@ -369,7 +475,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       })
 
     const shape: EventStoreShape = {
-      transaction: driver.transaction,
+      transaction,
       insertEvents: (events) =>
         Effect.gen(function* () {
           for (const part of chunks(events)) {
@@ -523,7 +629,8 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
               WHERE e.ended_at IS NOT NULL AND e.ended_at < ?
                 AND NOT EXISTS (SELECT 1 FROM campaign_links l JOIN events d ON d.id = l.to_id
                                  WHERE l.from_id = e.id AND d.status = 'scheduled')
-                AND NOT EXISTS (SELECT 1 FROM events d WHERE d.after_id = e.id AND d.status = 'scheduled')`,
+                AND NOT EXISTS (SELECT 1 FROM events d WHERE d.after_id = e.id AND d.status = 'scheduled')
+                AND NOT EXISTS (SELECT 1 FROM actions a WHERE a.event_id = e.id AND a.status = 'pending')`,
             [cutoff]
           )
           const ids = rows.map((r) => r.id)
@@ -536,10 +643,100 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
               ...part
             ])
             yield* run(`DELETE FROM campaign_events WHERE event_id IN ${list}`, part)
+            yield* run(`DELETE FROM actions WHERE event_id IN ${list}`, part)
             yield* run(`DELETE FROM events WHERE id IN ${list}`, part)
           }
           return ids
-        })
+        }),
+      enqueueActions: (actions) =>
+        Effect.forEach(
+          chunks(actions, 50),
+          (part) =>
+            run(
+              `INSERT INTO actions (${ACTION_COLUMNS}) VALUES ${repeat(placeholders(11), part.length)}`,
+              part.flatMap(actionValues)
+            ),
+          { discard: true }
+        ),
+      updateActions: (actions) =>
+        Effect.forEach(
+          actions,
+          (a) =>
+            run(
+              "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
+              [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime(), a.key]
+            ),
+          { discard: true }
+        ),
+      getAction: (key) =>
+        Effect.map(all<any>(`SELECT ${ACTION_COLUMNS} FROM actions WHERE key = ?`, [key]), (rows) =>
+          Option.map(Option.fromNullable(rows[0]), actionFromRow)
+        ),
+      listActions: (filter) => {
+        const clauses: Array<string> = []
+        const params: Array<unknown> = []
+        if (filter.status !== undefined) {
+          clauses.push("status = ?")
+          params.push(filter.status)
+        }
+        if (filter.eventId !== undefined) {
+          clauses.push("event_id = ?")
+          params.push(filter.eventId)
+        }
+        let sql = `SELECT ${ACTION_COLUMNS} FROM actions`
+        if (clauses.length > 0) sql += ` WHERE ${clauses.join(" AND ")}`
+        sql += " ORDER BY occurred_at, key"
+        if (filter.limit !== undefined) {
+          sql += " LIMIT ?"
+          params.push(filter.limit)
+        }
+        return Effect.map(all<any>(sql, params), (rows) => rows.map(actionFromRow))
+      },
+      dueActions: (now, limit) =>
+        Effect.map(
+          all<any>(
+            `SELECT ${ACTION_COLUMNS} FROM actions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, key LIMIT ?`,
+            [now, limit]
+          ),
+          (rows) => rows.map(actionFromRow)
+        ),
+      nextActionAt: Effect.map(
+        all<{ due: unknown }>(
+          "SELECT MIN(next_attempt_at) AS due FROM actions WHERE next_attempt_at IS NOT NULL"
+        ),
+        (rows) => Option.map(Option.fromNullable(rows[0]?.due), Number)
+      ),
+      historySince: (seq, limit) =>
+        Effect.map(
+          all<any>(
+            `SELECT h.seq, h.event_id, h.at, h.type, h.actor, h.detail, e.campaign_id, e.attendees
+               FROM history h LEFT JOIN events e ON e.id = h.event_id
+              WHERE h.seq > ? ORDER BY h.seq LIMIT ?`,
+            [seq, limit]
+          ),
+          (rows) =>
+            rows.map(
+              (r): Transition => ({
+                seq: Number(r.seq),
+                eventId: r.event_id,
+                at: new Date(Number(r.at)),
+                type: r.type,
+                actor: r.actor,
+                detail: JSON.parse(r.detail),
+                campaignId: r.campaign_id ?? null,
+                agents:
+                  r.attendees === null || r.attendees === undefined
+                    ? []
+                    : (JSON.parse(r.attendees) as Array<{ agent: string }>).map((a) => a.agent)
+              })
+            )
+        ),
+      lastHistorySeq: Effect.map(all<{ seq: unknown }>("SELECT MAX(seq) AS seq FROM history"), (rows) =>
+        Number(rows[0]?.seq ?? 0)
+      ),
+      localChanges: signal.localChanges,
+      awaitLocalChange: signal.awaitLocalChange,
+      externalVersion: driver.dataVersion
     }
     return shape
   })

@@ -19,10 +19,15 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import { Coordinator, type CoordinatorShape, layer as coordinatorLayer } from "./Coordinator.ts"
+import {
+  type CancelOptions,
+  Coordinator,
+  type CoordinatorShape,
+  layer as coordinatorLayer
+} from "./Coordinator.ts"
 import type { CoordinatorError } from "./Errors.ts"
-import type { Campaign, Event, HistoryEntry, TickResult } from "./Event.ts"
-import type { EventFilter } from "./EventStore.ts"
+import type { Campaign, Event, HistoryEntry, QueuedAction, TickResult } from "./Event.ts"
+import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import { type EventStore, layerMemory } from "./EventStore.ts"
 import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
 import type { TimeInput } from "./TimeGrammar.ts"
@@ -112,7 +117,7 @@ export class TMinus {
   decline(eventId: string, agent: string): Promise<Event> {
     return this.run((c) => c.decline(eventId, agent))
   }
-  cancel(eventId: string, options?: { reason?: string; actor?: string }): Promise<Event> {
+  cancel(eventId: string, options?: CancelOptions): Promise<Event> {
     return this.run((c) => c.cancel(eventId, options))
   }
   reschedule(eventId: string, at: TimeInput, options?: { actor?: string }): Promise<Event> {
@@ -150,6 +155,14 @@ export class TMinus {
   }
   listCampaigns(): Promise<ReadonlyArray<Campaign>> {
     return this.run((c) => c.listCampaigns())
+  }
+  /** Queued actions (the outbox), with their delivery state. */
+  listActions(filter?: ActionFilter): Promise<ReadonlyArray<QueuedAction>> {
+    return this.run((c) => c.listActions(filter))
+  }
+  /** Queues a dead-lettered action again, due now. */
+  retryAction(key: string, options?: { actor?: string }): Promise<QueuedAction> {
+    return this.run((c) => c.retryAction(key, options))
   }
   /** Closes the store (and the database file). */
   close(): Promise<void> {

@@ -4,13 +4,16 @@
  *
  * @since 0.1.0
  */
+export * as Actions from "./Actions.ts"
 export * as CampaignGraph from "./CampaignGraph.ts"
 export * as Coordinator from "./Coordinator.ts"
+export * as Cron from "./Cron.ts"
 export * as Errors from "./Errors.ts"
 export * from "./Errors.ts"
 export * as Event from "./Event.ts"
 export * as EventStore from "./EventStore.ts"
 export * as Lifecycle from "./Lifecycle.ts"
+export * as Runner from "./Runner.ts"
 export * as SqlDriver from "./SqlDriver.ts"
 export * as SqlEventStore from "./SqlEventStore.ts"
 export * as TimeGrammar from "./TimeGrammar.ts"

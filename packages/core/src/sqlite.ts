@@ -10,6 +10,8 @@
  * @since 0.1.0
  */
 
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import Database from "better-sqlite3"
@@ -23,6 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as Coordinator from "./Coordinator.ts"
 import { StorageError } from "./Errors.ts"
 import { EventStore } from "./EventStore.ts"
+import * as Runner from "./Runner.ts"
 import { isBusy, type SqlDriver, storageError } from "./SqlDriver.ts"
 import * as SqlEventStore from "./SqlEventStore.ts"
 
@@ -96,6 +99,7 @@ export const makeDriver = (
     const begin = db.prepare("BEGIN IMMEDIATE")
     const commit = db.prepare("COMMIT")
     const rollback = db.prepare("ROLLBACK")
+    const dataVersion = db.prepare("PRAGMA data_version")
 
     // One connection per process. A write transaction holds the lock; a statement outside one runs
     // at once when the lock is free (better-sqlite3 is synchronous, so nothing can interleave) and
@@ -243,7 +247,11 @@ export const makeDriver = (
       dialect: "sqlite",
       all,
       run: (sql, params) => Effect.asVoid(all(sql, params)),
-      transaction
+      transaction,
+      dataVersion: Effect.try({
+        try: () => Number(dataVersion.pluck().get()),
+        catch: (cause) => storageError("cannot read SQLite data_version", cause)
+      })
     } satisfies SqlDriver
   })
 
@@ -292,3 +300,28 @@ export const layerClient = (options: SqliteOptions = {}): Layer.Layer<SqlClient.
  */
 export const layerSqlClientStore = (options: SqliteOptions = {}): Layer.Layer<EventStore, StorageError> =>
   SqlEventStore.layer.pipe(Layer.provide(layerClient(options)))
+
+/**
+ * The platform services action delivery uses on Node: processes, files, and `fetch` for HTTP.
+ *
+ * @since 0.1.0
+ */
+export const layerPlatform: Layer.Layer<Runner.Platform> = Layer.merge(
+  NodeContext.layer,
+  FetchHttpClient.layer
+)
+
+/**
+ * Everything a long-running program needs on a SQLite file: the store, a coordinator that checks
+ * actions against the runner's allow-list, and the runner itself, started with the layer.
+ *
+ * @since 0.1.0
+ */
+export const layerRunner = (
+  options: SqliteOptions & { readonly runner?: Runner.RunnerOptions | undefined } = {}
+): Layer.Layer<Runner.Runner | Coordinator.Coordinator | EventStore, StorageError> =>
+  Runner.layer(options.runner).pipe(
+    Layer.provideMerge(Runner.layerCoordinator(options.runner)),
+    Layer.provideMerge(layerStore(options)),
+    Layer.provide(layerPlatform)
+  )

@@ -42,6 +42,8 @@ const event = (overrides: Partial<Event> = {}): Event => {
     deadline: new Date(T + 86_400_000),
     after: null,
     campaignId: null,
+    misfire: "fire",
+    recurrence: null,
     createdAt: new Date(T - 10_000),
     updatedAt: new Date(T - 5_000),
     firedAt: null,

@@ -1,0 +1,441 @@
+/**
+ * The real-time runner (SPEC 4.8 and 5): it sleeps until the next due instant, ticks, delivers the
+ * actions the transitions queued, and streams every transition to whoever watches. No fixed polling
+ * period: it sleeps until the earliest `dueAt` (in chunks of at most 2^31−1 ms, the longest timer
+ * a runtime keeps) and re-arms at once when this process commits a change, or within
+ * `externalPollMs` when another process sharing the database does (SQLite's `data_version`).
+ *
+ * Runtime-agnostic: HTTP, commands and files come from `@effect/platform` services in context.
+ *
+ * @since 0.1.0
+ */
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as Path from "@effect/platform/Path"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Actions from "./Actions.ts"
+import * as CoordinatorModule from "./Coordinator.ts"
+import { Coordinator } from "./Coordinator.ts"
+import type { HistoryEntry, QueuedAction, Transition } from "./Event.ts"
+import { EventStore, makeChangeSignal } from "./EventStore.ts"
+import * as Lifecycle from "./Lifecycle.ts"
+import { formatDuration } from "./TimeGrammar.ts"
+
+/** The longest single sleep: runtimes keep timers of at most 2^31−1 ms. @since 0.1.0 */
+export const MAX_SLEEP_MS = 2 ** 31 - 1
+
+/** The default retry schedule of an action after a failed attempt (SPEC 5). @since 0.1.0 */
+export const DEFAULT_RETRY_SCHEDULE: ReadonlyArray<Lifecycle.DurationInput> = [
+  "5s",
+  "5m",
+  "30m",
+  "2h",
+  "5h",
+  "10h"
+]
+
+/**
+ * Options of the runner.
+ *
+ * @since 0.1.0
+ */
+export interface RunnerOptions {
+  /** What actions may do here: the command allow-list, the file directory, timeouts. */
+  readonly actions?: Actions.ActionsConfig | undefined
+  /** Waits before each retry of a failed action; after the last one it is dead-lettered. */
+  readonly retrySchedule?: ReadonlyArray<Lifecycle.DurationInput> | undefined
+  /** How late an event with `misfire: "miss"` may still fire; default 60 s. */
+  readonly misfireGraceMs?: number | undefined
+  /**
+   * How often to look for commits by other processes, in ms; default 100. `Infinity` turns it off
+   * (a store no other process can reach, such as the in-memory one).
+   */
+  readonly externalPollMs?: number | undefined
+  /** Attempts running at once; default 16. */
+  readonly deliveryConcurrency?: number | undefined
+  /**
+   * How long a claimed attempt is hidden from other runners on the same database, in ms: when a
+   * runner dies mid-attempt, the action is attempted again after this. Default: the longest
+   * action timeout plus 30 s.
+   */
+  readonly attemptLeaseMs?: number | undefined
+}
+
+/**
+ * Which transitions `watch` streams; every given criterion must hold. `agent` matches entries
+ * made by that agent and entries of events it attends.
+ *
+ * @since 0.1.0
+ */
+export interface WatchFilter {
+  readonly eventId?: string | undefined
+  readonly campaignId?: string | undefined
+  readonly agent?: string | undefined
+  readonly types?: ReadonlyArray<Transition["type"]> | undefined
+}
+
+/**
+ * The running runner.
+ *
+ * @since 0.1.0
+ */
+export interface RunnerShape {
+  /** Every transition committed from now on (by any process on the database), in commit order. */
+  readonly watch: (filter?: WatchFilter) => Stream.Stream<Transition>
+}
+
+/**
+ * The runner of the program: present while its layer's scope is open.
+ *
+ * @since 0.1.0
+ */
+export class Runner extends Context.Tag("@t-minus/core/Runner")<Runner, RunnerShape>() {}
+
+/** The services action delivery needs from the platform. @since 0.1.0 */
+export type Platform =
+  | HttpClient.HttpClient
+  | CommandExecutor.CommandExecutor
+  | FileSystem.FileSystem
+  | Path.Path
+
+/** Sleeps `ms`, at most `MAX_SLEEP_MS` at a time: the caller re-arms after each chunk. */
+const sleepChunk = (ms: number): Effect.Effect<void> =>
+  ms <= 0 ? Effect.void : Effect.sleep(Duration.millis(Math.min(ms, MAX_SLEEP_MS)))
+
+/** A loop iteration that failed is logged and retried after a pause; interruption passes. */
+const survive = <R>(label: string, effect: Effect.Effect<void, unknown, R>): Effect.Effect<void, never, R> =>
+  Effect.catchAllCause(effect, (cause) =>
+    Cause.isInterruptedOnly(cause)
+      ? Effect.failCause(cause as Cause.Cause<never>)
+      : Effect.zipRight(
+          Effect.logWarning(`t-minus runner: ${label} failed; retrying in 1s`, cause),
+          Effect.sleep(Duration.seconds(1))
+        )
+  )
+
+/** Whether a transition passes a watch filter. @since 0.1.0 */
+export const matches =
+  (filter: WatchFilter) =>
+  (t: Transition): boolean =>
+    (filter.eventId === undefined || t.eventId === filter.eventId) &&
+    (filter.campaignId === undefined || t.campaignId === filter.campaignId) &&
+    (filter.agent === undefined || t.actor === filter.agent || t.agents.includes(filter.agent)) &&
+    (filter.types === undefined || filter.types.includes(t.type))
+
+/**
+ * What an attempt leaves behind: the action's next state and the history entry of the attempt.
+ *
+ * @since 0.1.0
+ */
+export const recordAttempt = (
+  queued: QueuedAction,
+  outcome: Actions.AttemptOutcome,
+  retryScheduleMs: ReadonlyArray<number>,
+  now: number
+): { readonly action: QueuedAction; readonly entry: HistoryEntry } => {
+  const attempt = queued.attempts + 1
+  const common = {
+    key: queued.key,
+    action: queued.action._tag,
+    attempt,
+    durationMs: outcome.durationMs,
+    ...(outcome.statusCode === undefined ? {} : { statusCode: outcome.statusCode }),
+    ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
+    ...(outcome.outputTail === undefined ? {} : { outputTail: outcome.outputTail })
+  }
+  const at = new Date(now)
+  if (outcome._tag === "Delivered") {
+    return {
+      action: {
+        ...queued,
+        status: "delivered",
+        attempts: attempt,
+        nextAttemptAt: null,
+        lastError: null,
+        updatedAt: at
+      },
+      entry: {
+        eventId: queued.eventId,
+        at,
+        type: "action_delivered",
+        actor: Lifecycle.ENGINE_ACTOR,
+        detail: { ...common, ...(outcome.path === undefined ? {} : { path: outcome.path }) }
+      }
+    }
+  }
+  const wait = outcome.retry ? retryScheduleMs[attempt - 1] : undefined
+  if (wait === undefined) {
+    return {
+      action: {
+        ...queued,
+        status: "dead",
+        attempts: attempt,
+        nextAttemptAt: null,
+        lastError: outcome.error,
+        updatedAt: at
+      },
+      entry: {
+        eventId: queued.eventId,
+        at,
+        type: "action_dead",
+        actor: Lifecycle.ENGINE_ACTOR,
+        detail: {
+          ...common,
+          error: outcome.error,
+          reason: outcome.retry ? `gave up after ${attempt} attempts` : "not retryable"
+        }
+      }
+    }
+  }
+  const next = new Date(now + wait)
+  return {
+    action: {
+      ...queued,
+      status: "pending",
+      attempts: attempt,
+      nextAttemptAt: next,
+      lastError: outcome.error,
+      updatedAt: at
+    },
+    entry: {
+      eventId: queued.eventId,
+      at,
+      type: "action_failed",
+      actor: Lifecycle.ENGINE_ACTOR,
+      detail: { ...common, error: outcome.error, retryAt: next.toISOString(), retryIn: formatDuration(wait) }
+    }
+  }
+}
+
+/**
+ * Starts the runner in the current scope: its loops stop when the scope closes. An attempt cut
+ * short by that is attempted again later (at least once), never lost.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: RunnerOptions = {}
+): Effect.Effect<RunnerShape, never, Coordinator | EventStore | Platform | Scope.Scope> =>
+  Effect.gen(function* () {
+    const coordinator = yield* Coordinator
+    const store = yield* EventStore
+    const actionsConfig = options.actions ?? {}
+    const retryScheduleMs = (options.retrySchedule ?? DEFAULT_RETRY_SCHEDULE).map((d, i) =>
+      Either.getOrThrowWith(Lifecycle.durationMs(d, `retrySchedule[${i}]`), (e) => e)
+    )
+    const pollMs = Math.max(1, options.externalPollMs ?? 100)
+    const concurrency = Math.max(1, options.deliveryConcurrency ?? 16)
+    const leaseMs =
+      options.attemptLeaseMs ??
+      Math.max(actionsConfig.webhookTimeoutMs ?? 10_000, actionsConfig.commandTimeoutMs ?? 60_000) + 30_000
+    const tickOptions = { misfireGraceMs: options.misfireGraceMs }
+
+    // Commits by other processes: one poller, and everyone waiting wakes on a change.
+    const external = makeChangeSignal()
+    let version = yield* Effect.orElseSucceed(store.externalVersion, () => 0)
+    yield* Effect.when(
+      Effect.forkScoped(
+        Effect.forever(
+          Effect.zipRight(
+            Effect.sleep(Duration.millis(pollMs)),
+            Effect.flatMap(
+              Effect.orElseSucceed(store.externalVersion, () => version),
+              (v) =>
+                Effect.sync(() => {
+                  if (v !== version) {
+                    version = v
+                    external.bump()
+                  }
+                })
+            )
+          )
+        )
+      ),
+      () => Number.isFinite(pollMs)
+    )
+    /** Waits for a change after the counts read before the caller looked at the store. */
+    const changed = (local: number, outside: number) =>
+      Effect.race(store.awaitLocalChange(local), external.awaitLocalChange(outside))
+    const counts = Effect.zip(store.localChanges, external.localChanges)
+
+    const sleepUntil = (at: Option.Option<number>, now: number) =>
+      Option.match(at, { onNone: () => Effect.never, onSome: (t) => sleepChunk(t - now) })
+
+    // The clock loop: tick whatever is due, then sleep until the next due instant or a change.
+    yield* Effect.forkScoped(
+      Effect.forever(
+        survive(
+          "tick",
+          Effect.gen(function* () {
+            const [local, outside] = yield* counts
+            const now = yield* Clock.currentTimeMillis
+            const next = yield* store.nextDueAt
+            if (Option.isSome(next) && next.value <= now) {
+              yield* coordinator.tick(now, tickOptions)
+              return
+            }
+            yield* Effect.race(sleepUntil(next, now), changed(local, outside))
+          })
+        )
+      )
+    )
+
+    // The delivery loop: claim due attempts (hidden from other runners for the lease), run them
+    // concurrently, record each outcome in the event's history.
+    let inFlight = 0
+    const slots = makeChangeSignal()
+    const deliverOne = (queued: QueuedAction): Effect.Effect<void, unknown, Platform> =>
+      Effect.gen(function* () {
+        const event = yield* store.getEvent(queued.eventId)
+        const outcome: Actions.AttemptOutcome = Option.isNone(event)
+          ? { _tag: "Failed", retry: false, error: `event ${queued.eventId} no longer exists`, durationMs: 0 }
+          : yield* Actions.deliver(
+              queued.action,
+              {
+                key: queued.key,
+                transition: queued.transition,
+                event: event.value,
+                occurredAt: queued.occurredAt,
+                attempt: queued.attempts + 1
+              },
+              actionsConfig
+            )
+        const now = yield* Clock.currentTimeMillis
+        yield* store.transaction(
+          Effect.gen(function* () {
+            const current = yield* store.getAction(queued.key)
+            const recorded = recordAttempt(queued, outcome, retryScheduleMs, now)
+            // Another runner may have taken the action over after our lease ran out and finished
+            // it: the attempt still goes into history, the state stays theirs.
+            if (Option.isSome(current) && current.value.status === "pending") {
+              yield* store.updateActions([recorded.action])
+            }
+            yield* store.appendHistory([recorded.entry])
+          })
+        )
+      })
+    const claim = (now: number, limit: number) =>
+      store.transaction(
+        Effect.gen(function* () {
+          const due = yield* store.dueActions(now, limit)
+          if (due.length > 0) {
+            yield* store.updateActions(due.map((a) => ({ ...a, nextAttemptAt: new Date(now + leaseMs) })))
+          }
+          return due
+        })
+      )
+    yield* Effect.forkScoped(
+      Effect.forever(
+        survive(
+          "delivery",
+          Effect.gen(function* () {
+            const [local, outside] = yield* counts
+            if (inFlight >= concurrency) {
+              const seen = yield* slots.localChanges
+              if (inFlight >= concurrency) yield* slots.awaitLocalChange(seen)
+              return
+            }
+            const now = yield* Clock.currentTimeMillis
+            const due = yield* claim(now, concurrency - inFlight)
+            if (due.length > 0) {
+              for (const queued of due) {
+                inFlight += 1
+                yield* Effect.forkScoped(
+                  survive(`action ${queued.key}`, deliverOne(queued)).pipe(
+                    Effect.ensuring(
+                      Effect.sync(() => {
+                        inFlight -= 1
+                        slots.bump()
+                      })
+                    )
+                  )
+                )
+              }
+              return
+            }
+            const next = yield* store.nextActionAt
+            yield* Effect.race(sleepUntil(next, now), changed(local, outside))
+          })
+        )
+      )
+    )
+
+    // Watchers: the history log, tailed while anyone watches.
+    const hub = yield* PubSub.unbounded<Transition>()
+    let watchers = 0
+    let lastSeq = 0
+    const watching = makeChangeSignal()
+    yield* Effect.forkScoped(
+      Effect.forever(
+        survive(
+          "watch",
+          Effect.gen(function* () {
+            const [local, outside] = yield* counts
+            const seenWatchers = yield* watching.localChanges
+            if (watchers > 0) {
+              const rows = yield* store.historySince(lastSeq, 1_000)
+              if (rows.length > 0) {
+                lastSeq = rows[rows.length - 1]!.seq
+                yield* PubSub.publishAll(hub, rows)
+                return
+              }
+            }
+            yield* Effect.race(changed(local, outside), watching.awaitLocalChange(seenWatchers))
+          })
+        )
+      )
+    )
+    const subscribe = Effect.acquireRelease(
+      Effect.gen(function* () {
+        if (watchers === 0) lastSeq = yield* Effect.orElseSucceed(store.lastHistorySeq, () => lastSeq)
+        const queue = yield* PubSub.subscribe(hub)
+        watchers += 1
+        watching.bump()
+        return queue
+      }),
+      () =>
+        Effect.sync(() => {
+          watchers -= 1
+        })
+    )
+
+    return {
+      watch: (filter = {}) =>
+        Stream.filter(
+          Stream.unwrapScoped(Effect.map(subscribe, (queue) => Stream.fromQueue(queue))),
+          matches(filter)
+        )
+    }
+  })
+
+/**
+ * The runner, started with the layer and stopped when it is released. The coordinator in context
+ * should check actions against the same `actions` configuration (see `layerCoordinator`).
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options: RunnerOptions = {}
+): Layer.Layer<Runner, never, Coordinator | EventStore | Platform> => Layer.scoped(Runner, make(options))
+
+/**
+ * A coordinator that rejects, when they are scheduled, actions this runner would refuse (command
+ * names not on its allow-list).
+ *
+ * @since 0.1.0
+ */
+export const layerCoordinator = (options: RunnerOptions = {}): Layer.Layer<Coordinator, never, EventStore> =>
+  CoordinatorModule.layerWith({
+    checkAction: (action, field) => Actions.checkAllowed(action, field, options.actions ?? {})
+  })

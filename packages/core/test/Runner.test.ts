@@ -1,0 +1,345 @@
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import { Coordinator } from "../src/Coordinator.ts"
+import type { Event } from "../src/Event.ts"
+import type { EventStore } from "../src/EventStore.ts"
+import * as Runner from "../src/Runner.ts"
+import { backends, coordinatorOn, T0 } from "./backends.ts"
+
+const SEC = 1_000
+const MIN = 60 * SEC
+const HOUR = 60 * MIN
+const DAY = 24 * HOUR
+
+const platform = Layer.merge(NodeContext.layer, FetchHttpClient.layer)
+
+/** Lets the runner's fibers take their turn without moving the clock. */
+const settle = Effect.repeatN(Effect.yieldNow(), 50)
+
+/** Moves the test clock in steps, letting the runner work at each instant it wakes up at. */
+const advance = (ms: number) => Effect.zipRight(TestClock.adjust(ms), settle)
+
+const startRunner = (options: Runner.RunnerOptions = {}) =>
+  Effect.tap(Runner.make({ externalPollMs: Number.POSITIVE_INFINITY, ...options }), () => settle)
+
+const firedAt = (e: Event) => e.firedAt?.toISOString() ?? null
+
+for (const [backend, store] of backends) {
+  describe(`Runner on ${backend}`, () => {
+    const scenario = <A, E>(
+      body: Effect.Effect<A, E, Coordinator | EventStore | Runner.Platform | Scope.Scope>
+    ) =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(T0)
+        return yield* body
+      }).pipe(Effect.provide(Layer.merge(coordinatorOn(store), platform)), Effect.scoped)
+
+    it.effect("fires a timer at its exact instant", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const timer = yield* c.scheduleTimer({ in: "10s", name: "ping" })
+          yield* advance(10 * SEC - 1)
+          assert.strictEqual((yield* c.get(timer.id)).status, "scheduled")
+          yield* advance(1)
+          const fired = yield* c.get(timer.id)
+          assert.strictEqual(fired.status, "fired")
+          assert.strictEqual(fired.firedAt?.getTime(), T0 + 10 * SEC)
+          const entry = (yield* c.history(timer.id)).find((h) => h.type === "fired")
+          assert.strictEqual(entry?.detail.lateByMs, 0)
+        })
+      )
+    )
+
+    it.effect("re-arms at once when an earlier event is scheduled", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const later = yield* c.scheduleTimer({ in: "1h" })
+          yield* advance(SEC) // the runner now sleeps until the hour
+          const sooner = yield* c.scheduleTimer({ in: "1m" })
+          yield* advance(MIN)
+          assert.strictEqual(firedAt(yield* c.get(sooner.id)), new Date(T0 + SEC + MIN).toISOString())
+          assert.strictEqual((yield* c.get(later.id)).status, "scheduled")
+          // Rescheduling earlier and cancelling re-arm the same way.
+          const moved = yield* c.reschedule(later.id, "+2m")
+          yield* advance(2 * MIN)
+          assert.strictEqual(firedAt(yield* c.get(moved.id)), moved.fireAt?.toISOString())
+        })
+      )
+    )
+
+    it.effect("waits longer than 2^31−1 ms in chunks and fires years ahead on time", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const at = T0 + 3 * 365 * DAY + 123
+          const timer = yield* c.scheduleTimer({ at })
+          for (const sleep of yield* TestClock.sleeps()) {
+            assert.isAtMost(sleep.valueOf() - T0, Runner.MAX_SLEEP_MS)
+          }
+          yield* advance(Runner.MAX_SLEEP_MS)
+          assert.strictEqual((yield* c.get(timer.id)).status, "scheduled")
+          yield* advance(at - T0 - Runner.MAX_SLEEP_MS - 1)
+          assert.strictEqual((yield* c.get(timer.id)).status, "scheduled")
+          yield* advance(1)
+          assert.strictEqual((yield* c.get(timer.id)).firedAt?.getTime(), at)
+        })
+      )
+    )
+
+    it.effect("re-arms after a deferral cascade and fires at the moved instant", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const e = yield* c.schedule({ kind: "review", at: "+10m", attendees: ["alice", "bob"], quorum: 2 })
+          yield* c.confirm(e.id, "alice")
+          yield* c.defer(e.id, "bob", "5m")
+          yield* advance(10 * MIN)
+          const moved = yield* c.get(e.id)
+          assert.strictEqual(moved.status, "scheduled")
+          assert.strictEqual(moved.fireAt?.getTime(), T0 + 15 * MIN)
+          yield* c.confirm(e.id, "bob")
+          yield* advance(5 * MIN - 1)
+          assert.strictEqual((yield* c.get(e.id)).status, "scheduled")
+          yield* advance(1)
+          assert.strictEqual((yield* c.get(e.id)).firedAt?.getTime(), T0 + 15 * MIN)
+        })
+      )
+    )
+
+    it.effect("misses at once when a decline makes the quorum unreachable", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const e = yield* c.schedule({ kind: "deploy", at: "+1h", attendees: ["a", "b"], quorum: 2 })
+          yield* advance(MIN)
+          yield* c.decline(e.id, "b")
+          yield* settle
+          const missed = yield* c.get(e.id)
+          assert.strictEqual(missed.status, "missed")
+          assert.strictEqual(missed.missedAt?.getTime(), T0 + MIN)
+        })
+      )
+    )
+
+    it.effect("on start processes what came due while it was down, in fire-time order", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const b = yield* c.scheduleTimer({ in: "2m", name: "b" })
+          const a = yield* c.scheduleTimer({ in: "1m", name: "a" })
+          const strict = yield* c.scheduleTimer({ in: "3m", name: "strict", misfire: "miss" })
+          const lenient = yield* c.scheduleTimer({ in: "9m30s", name: "lenient", misfire: "miss" })
+          yield* TestClock.adjust(10 * MIN) // no runner: nothing happens
+          assert.strictEqual((yield* c.get(a.id)).status, "scheduled")
+          yield* startRunner({ misfireGraceMs: MIN })
+          const [ea, eb, es, el] = yield* Effect.all([
+            c.get(a.id),
+            c.get(b.id),
+            c.get(strict.id),
+            c.get(lenient.id)
+          ])
+          assert.strictEqual(ea.status, "fired")
+          assert.strictEqual(eb.status, "fired")
+          assert.strictEqual(el.status, "fired")
+          assert.strictEqual(es.status, "missed")
+          assert.match(es.reason ?? "", /misfired/)
+          const late = (yield* c.history(a.id)).find((h) => h.type === "fired")?.detail.lateByMs
+          assert.strictEqual(late, 9 * MIN)
+          assert.isTrue(ea.updatedAt.getTime() === T0 + 10 * MIN)
+          const order = (yield* c.list({ status: "fired" })).map((e) => e.name)
+          assert.deepStrictEqual(order, ["a", "b", "lenient"])
+        })
+      )
+    )
+
+    it.effect("watch streams every transition in commit order, filtered", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const runner = yield* startRunner()
+          const all = yield* Effect.fork(Stream.runCollect(Stream.take(runner.watch(), 4)))
+          const bobs = yield* Effect.fork(Stream.runCollect(Stream.take(runner.watch({ agent: "bob" }), 3)))
+          yield* settle
+          const e = yield* c.schedule({ kind: "review", at: "+1m", attendees: ["alice", "bob"], quorum: 1 })
+          const other = yield* c.schedule({ kind: "review", at: "+1m", attendees: ["carol"], quorum: 1 })
+          yield* c.confirm(e.id, "alice")
+          yield* advance(MIN)
+          const types = Chunk.toReadonlyArray(yield* Fiber.join(all)).map(
+            (t) => `${t.eventId === e.id ? "e" : "o"}:${t.type}`
+          )
+          assert.deepStrictEqual(types, ["e:scheduled", "o:scheduled", "e:confirmed", "e:fired"])
+          const forBob = Chunk.toReadonlyArray(yield* Fiber.join(bobs))
+          assert.deepStrictEqual(
+            forBob.map((t) => t.type),
+            ["scheduled", "confirmed", "fired"]
+          )
+          assert.isTrue(forBob.every((t) => t.eventId === e.id))
+          assert.isTrue(forBob.every((t, i) => i === 0 || t.seq > forBob[i - 1]!.seq))
+          assert.notStrictEqual(other.id, e.id)
+        })
+      )
+    )
+  })
+}
+
+describe("Runner: recurrence across daylight-saving changes", () => {
+  const scenario = <A, E>(
+    start: number,
+    body: Effect.Effect<A, E, Coordinator | EventStore | Runner.Platform | Scope.Scope>
+  ) =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(start)
+      return yield* body
+    }).pipe(Effect.provide(Layer.merge(coordinatorOn(backends[1]![1]), platform)), Effect.scoped)
+
+  /** The fire instants of a series after running the runner over `days`. */
+  const runSeries = (cron: string, tz: string, days: number) =>
+    Effect.gen(function* () {
+      const c = yield* Coordinator
+      yield* startRunner()
+      const first = yield* c.scheduleTimer({ name: "daily", recurrence: { cron, tz } })
+      for (let i = 0; i < days * 24; i++) yield* advance(HOUR)
+      const fired = (yield* c.list({ status: "fired" })).filter((e) => e.recurrence?.seriesId === first.id)
+      for (const e of fired) assert.strictEqual(e.firedAt?.getTime(), e.fireAt?.getTime())
+      return fired.map((e) => e.firedAt!.toISOString())
+    })
+
+  it.effect("02:30 daily in New York runs once on the day 02:00–03:00 is skipped", () =>
+    scenario(
+      Date.parse("2026-03-06T12:00:00Z"),
+      Effect.map(runSeries("30 2 * * *", "America/New_York", 4), (fired) =>
+        assert.deepStrictEqual(fired, [
+          "2026-03-07T07:30:00.000Z",
+          "2026-03-08T07:30:00.000Z",
+          "2026-03-09T06:30:00.000Z",
+          "2026-03-10T06:30:00.000Z"
+        ])
+      )
+    )
+  )
+
+  it.effect("02:30 daily in Berlin runs once when 02:00–03:00 is skipped", () =>
+    scenario(
+      Date.parse("2026-03-27T12:00:00Z"),
+      Effect.map(runSeries("30 2 * * *", "Europe/Berlin", 3), (fired) =>
+        assert.deepStrictEqual(fired, [
+          "2026-03-28T01:30:00.000Z",
+          "2026-03-29T01:30:00.000Z",
+          "2026-03-30T00:30:00.000Z"
+        ])
+      )
+    )
+  )
+
+  it.effect("01:30 daily in New York runs once on the day 01:00–02:00 repeats", () =>
+    scenario(
+      Date.parse("2026-10-31T00:00:00Z"),
+      Effect.map(runSeries("30 1 * * *", "America/New_York", 3), (fired) =>
+        assert.deepStrictEqual(fired, [
+          "2026-10-31T05:30:00.000Z",
+          "2026-11-01T05:30:00.000Z",
+          "2026-11-02T06:30:00.000Z"
+        ])
+      )
+    )
+  )
+
+  it.effect("02:30 daily in Berlin runs once on the day 02:00–03:00 repeats", () =>
+    scenario(
+      Date.parse("2026-10-24T00:00:00Z"),
+      Effect.map(runSeries("30 2 * * *", "Europe/Berlin", 3), (fired) =>
+        assert.deepStrictEqual(fired, [
+          "2026-10-24T00:30:00.000Z",
+          "2026-10-25T00:30:00.000Z",
+          "2026-10-26T01:30:00.000Z"
+        ])
+      )
+    )
+  )
+
+  it.effect("each occurrence is a new event of the series with fresh responses", () =>
+    scenario(
+      T0,
+      Effect.gen(function* () {
+        const c = yield* Coordinator
+        yield* startRunner()
+        const first = yield* c.schedule({
+          kind: "meeting",
+          attendees: ["alice", "bob"],
+          quorum: 1,
+          recurrence: { cron: "0 9 * * *", tz: "UTC" }
+        })
+        assert.strictEqual(first.fireAt?.toISOString(), "2026-01-01T09:00:00.000Z")
+        yield* c.confirm(first.id, "alice")
+        yield* advance(9 * HOUR)
+        assert.strictEqual((yield* c.get(first.id)).status, "fired")
+        const next = (yield* c.list({ status: "scheduled" }))[0]!
+        assert.strictEqual(next.recurrence?.seriesId, first.id)
+        assert.strictEqual(next.fireAt?.toISOString(), "2026-01-02T09:00:00.000Z")
+        assert.deepStrictEqual(
+          next.attendees.map((a) => a.status),
+          ["pending", "pending"]
+        )
+        // Nobody confirms: the second occurrence is missed, and the series goes on.
+        yield* advance(DAY)
+        assert.strictEqual((yield* c.get(next.id)).status, "missed")
+        const third = (yield* c.list({ status: "scheduled" }))[0]!
+        assert.strictEqual(third.fireAt?.toISOString(), "2026-01-03T09:00:00.000Z")
+        // Cancelling an occurrence schedules the next; endSeries stops it.
+        yield* c.cancel(third.id)
+        const fourth = (yield* c.list({ status: "scheduled" }))[0]!
+        assert.strictEqual(fourth.fireAt?.toISOString(), "2026-01-04T09:00:00.000Z")
+        yield* c.cancel(fourth.id, { endSeries: true })
+        assert.strictEqual((yield* c.list({ status: "scheduled" })).length, 0)
+      })
+    )
+  )
+})
+
+describe("Runner: catch-up after downtime", () => {
+  /** An hourly series whose runner was down for 5 h 30 min: the fire instants it then produces. */
+  const afterDowntime = (catchUp: "skip" | "once" | "all") =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(T0)
+      const c = yield* Coordinator
+      const first = yield* c.scheduleTimer({ name: "hourly", recurrence: { cron: "0 * * * *", catchUp } })
+      assert.strictEqual(first.fireAt?.getTime(), T0)
+      yield* TestClock.adjust(5 * HOUR + 30 * MIN)
+      yield* startRunner()
+      yield* advance(MIN)
+      const series = (yield* c.list({})).filter((e) => e.recurrence?.seriesId === first.id)
+      return {
+        fired: series.filter((e) => e.status === "fired").map((e) => (e.fireAt!.getTime() - T0) / HOUR),
+        scheduled: series
+          .filter((e) => e.status === "scheduled")
+          .map((e) => (e.fireAt!.getTime() - T0) / HOUR)
+      }
+    }).pipe(Effect.provide(Layer.merge(coordinatorOn(backends[1]![1]), platform)), Effect.scoped)
+
+  it.effect("skip: the overdue occurrence fires, the missed slots are skipped", () =>
+    Effect.map(afterDowntime("skip"), (r) => assert.deepStrictEqual(r, { fired: [0], scheduled: [6] }))
+  )
+  it.effect("once: one catch-up occurrence for the latest missed slot", () =>
+    Effect.map(afterDowntime("once"), (r) => assert.deepStrictEqual(r, { fired: [0, 5], scheduled: [6] }))
+  )
+  it.effect("all: every missed slot runs, in order", () =>
+    Effect.map(afterDowntime("all"), (r) =>
+      assert.deepStrictEqual(r, { fired: [0, 1, 2, 3, 4, 5], scheduled: [6] })
+    )
+  )
+})
