@@ -9,10 +9,10 @@
  *
  * @since 0.1.0
  */
-import type * as CommandExecutor from "@effect/platform/CommandExecutor"
-import type * as FileSystem from "@effect/platform/FileSystem"
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import type * as Path from "@effect/platform/Path"
+import * as Path from "@effect/platform/Path"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -102,12 +102,18 @@ export interface RunnerShape {
  */
 export class Runner extends Context.Tag("@t-minus/core/Runner")<Runner, RunnerShape>() {}
 
-/** The services action delivery needs from the platform. @since 0.1.0 */
-export type Platform =
-  | HttpClient.HttpClient
-  | CommandExecutor.CommandExecutor
-  | FileSystem.FileSystem
-  | Path.Path
+/**
+ * What the runner needs from the platform: an HTTP client (webhooks). Processes (`command`) and
+ * files (`file_write`) are used when they are in context (`OptionalPlatform`); without them such
+ * actions fail permanently with a message saying what to provide, so the runner itself runs on
+ * any runtime with `fetch`.
+ *
+ * @since 0.1.0
+ */
+export type Platform = HttpClient.HttpClient
+
+/** The platform services for `command` and `file_write` actions. @since 0.1.0 */
+export type OptionalPlatform = CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
 
 /** Sleeps `ms`, at most `MAX_SLEEP_MS` at a time: the caller re-arms after each chunk. */
 const sleepChunk = (ms: number): Effect.Effect<void> =>
@@ -295,22 +301,45 @@ export const make = (
     // concurrently, record each outcome in the event's history.
     let inFlight = 0
     const slots = makeChangeSignal()
+    const optional = yield* Effect.all({
+      exec: Effect.serviceOption(CommandExecutor.CommandExecutor),
+      fs: Effect.serviceOption(FileSystem.FileSystem),
+      path: Effect.serviceOption(Path.Path)
+    })
+    let services = Context.empty() as Context.Context<OptionalPlatform>
+    if (Option.isSome(optional.exec))
+      services = Context.add(services, CommandExecutor.CommandExecutor, optional.exec.value)
+    if (Option.isSome(optional.fs)) services = Context.add(services, FileSystem.FileSystem, optional.fs.value)
+    if (Option.isSome(optional.path)) services = Context.add(services, Path.Path, optional.path.value)
+    const unavailable = (action: QueuedAction["action"]): string | null =>
+      action._tag === "command" && Option.isNone(optional.exec)
+        ? "commands need a CommandExecutor in the runner's context (e.g. NodeContext.layer from @effect/platform-node)"
+        : action._tag === "file_write" && (Option.isNone(optional.fs) || Option.isNone(optional.path))
+          ? "file writes need FileSystem and Path in the runner's context (e.g. NodeContext.layer from @effect/platform-node)"
+          : null
     const deliverOne = (queued: QueuedAction): Effect.Effect<void, unknown, Platform> =>
       Effect.gen(function* () {
         const event = yield* store.getEvent(queued.eventId)
+        const missing = unavailable(queued.action)
         const outcome: Actions.AttemptOutcome = Option.isNone(event)
           ? { _tag: "Failed", retry: false, error: `event ${queued.eventId} no longer exists`, durationMs: 0 }
-          : yield* Actions.deliver(
-              queued.action,
-              {
-                key: queued.key,
-                transition: queued.transition,
-                event: event.value,
-                occurredAt: queued.occurredAt,
-                attempt: queued.attempts + 1
-              },
-              actionsConfig
-            )
+          : missing !== null
+            ? { _tag: "Failed", retry: false, error: missing, durationMs: 0 }
+            : yield* Effect.provide(
+                Actions.deliver(
+                  queued.action,
+                  {
+                    key: queued.key,
+                    transition: queued.transition,
+                    event: event.value,
+                    occurredAt: queued.occurredAt,
+                    attempt: queued.attempts + 1
+                  },
+                  actionsConfig
+                ),
+                // What this action uses is in `services` (checked by `unavailable` above).
+                services
+              ) as Effect.Effect<Actions.AttemptOutcome, never, Platform>
         const now = yield* Clock.currentTimeMillis
         yield* store.transaction(
           Effect.gen(function* () {

@@ -12,13 +12,17 @@
  *
  * @since 0.1.0
  */
+
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import {
   type CancelOptions,
   Coordinator,
@@ -26,10 +30,11 @@ import {
   layer as coordinatorLayer
 } from "./Coordinator.ts"
 import type { CoordinatorError } from "./Errors.ts"
-import type { Campaign, Event, HistoryEntry, QueuedAction, TickResult } from "./Event.ts"
+import type { Campaign, Event, HistoryEntry, QueuedAction, TickResult, Transition } from "./Event.ts"
 import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import { type EventStore, layerMemory } from "./EventStore.ts"
 import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
+import * as Runner from "./Runner.ts"
 import type { TimeInput } from "./TimeGrammar.ts"
 
 /**
@@ -40,6 +45,20 @@ import type { TimeInput } from "./TimeGrammar.ts"
 export interface EngineOptions {
   /** Where "now" comes from, in epoch ms; default the system clock. Tests pass a fake one. */
   readonly now?: (() => number) | undefined
+  /**
+   * Run the real-time runner in this engine (`true`, or its options): events fire on time and
+   * actions are delivered while the engine is open, and `watch` streams transitions. The runner
+   * sleeps on the real clock, so it does not combine with `now`.
+   */
+  readonly runner?: boolean | Runner.RunnerOptions | undefined
+  /**
+   * The platform services for action delivery; default `fetch` alone (webhooks) on any runtime,
+   * and processes and files too on a SQLite engine (Node).
+   */
+  readonly platform?:
+    | Layer.Layer<Runner.Platform | Runner.OptionalPlatform>
+    | Layer.Layer<Runner.Platform>
+    | undefined
 }
 
 const clockFrom = (now: () => number): Clock.Clock => {
@@ -67,7 +86,10 @@ export class TMinus {
     options: { readonly filename?: string | undefined } & EngineOptions = {}
   ): Promise<TMinus> {
     const Sqlite = await import("./sqlite.ts")
-    return TMinus.fromLayer(Sqlite.layerStore({ filename: options.filename }), options)
+    return TMinus.fromLayer(Sqlite.layerStore({ filename: options.filename }), {
+      platform: Sqlite.layerPlatform,
+      ...options
+    })
   }
 
   /** An engine whose data lives in memory and is gone on `close`. */
@@ -77,9 +99,24 @@ export class TMinus {
 
   /** An engine on any `EventStore` layer. */
   static async fromLayer<E>(store: Layer.Layer<EventStore, E>, options: EngineOptions = {}): Promise<TMinus> {
-    const base = Layer.provide(coordinatorLayer, store)
-    const layer = options.now === undefined ? base : Layer.merge(base, Layer.setClock(clockFrom(options.now)))
-    const runtime = ManagedRuntime.make(layer)
+    if (options.runner !== undefined && options.runner !== false && options.now !== undefined) {
+      throw new Error("TMinus: the runner sleeps on the real clock; give either `runner` or `now`, not both")
+    }
+    const clock = options.now === undefined ? Layer.empty : Layer.setClock(clockFrom(options.now))
+    if (options.runner === undefined || options.runner === false) {
+      const layer = Layer.merge(Layer.provide(coordinatorLayer, store), clock)
+      return TMinus.start(ManagedRuntime.make(layer))
+    }
+    const runnerOptions = options.runner === true ? {} : options.runner
+    const layer = Runner.layer(runnerOptions).pipe(
+      Layer.provideMerge(Runner.layerCoordinator(runnerOptions)),
+      Layer.provideMerge(store),
+      Layer.provide(options.platform ?? FetchHttpClient.layer)
+    )
+    return TMinus.start(ManagedRuntime.make(layer))
+  }
+
+  private static async start<R extends Coordinator>(runtime: ManagedRuntime.ManagedRuntime<R, unknown>) {
     const engine = new TMinus(runtime as ManagedRuntime.ManagedRuntime<Coordinator, unknown>)
     await engine.run(() => Effect.void)
     return engine
@@ -164,7 +201,25 @@ export class TMinus {
   retryAction(key: string, options?: { actor?: string }): Promise<QueuedAction> {
     return this.run((c) => c.retryAction(key, options))
   }
-  /** Closes the store (and the database file). */
+  /**
+   * Calls `listener` with every transition committed from now on (by any process on the database)
+   * that passes the filter, in commit order. Needs an engine started with `runner`. Returns a
+   * function that stops the subscription.
+   */
+  watch(listener: (transition: Transition) => void, filter?: Runner.WatchFilter): () => void {
+    const runtime = this.runtime as ManagedRuntime.ManagedRuntime<Coordinator | Runner.Runner, unknown>
+    const fiber = runtime.runFork(
+      Effect.flatMap(Effect.serviceOption(Runner.Runner), (runner) =>
+        Option.isNone(runner)
+          ? Effect.die(new Error("TMinus.watch needs an engine started with { runner: true }"))
+          : Stream.runForEach(runner.value.watch(filter), (t) => Effect.sync(() => listener(t)))
+      )
+    )
+    return () => {
+      runtime.runFork(Fiber.interrupt(fiber))
+    }
+  }
+  /** Closes the store (and the database file), stopping the runner first. */
   close(): Promise<void> {
     return this.runtime.dispose()
   }

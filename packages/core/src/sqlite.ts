@@ -306,7 +306,7 @@ export const layerSqlClientStore = (options: SqliteOptions = {}): Layer.Layer<Ev
  *
  * @since 0.1.0
  */
-export const layerPlatform: Layer.Layer<Runner.Platform> = Layer.merge(
+export const layerPlatform: Layer.Layer<Runner.Platform | Runner.OptionalPlatform> = Layer.merge(
   NodeContext.layer,
   FetchHttpClient.layer
 )

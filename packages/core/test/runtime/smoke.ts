@@ -1,7 +1,8 @@
 /**
  * Runtime smoke scenario: the same file runs under Node, Bun and Deno (driven by
  * `scripts/runtime-smoke.mjs`). It imports only the main entry, which must not need anything
- * Node-specific, and exercises the Promise facade on the in-memory store with a fake clock.
+ * Node-specific, and exercises the Promise facade on the in-memory store with a fake clock, then
+ * the real-time runner on the real clock (timer, log action, `watch`).
  *
  * Not a vitest file (no `.test.ts`): it prints `smoke ok on <runtime> <version>` and exits 0, or
  * prints what failed and exits 1.
@@ -81,8 +82,43 @@ const scenario = async (): Promise<void> => {
   }
 }
 
+/** The real-time runner on the real clock: a timer fires by itself and its log action is delivered. */
+const runnerScenario = async (): Promise<void> => {
+  const tm = await TMinus.inMemory({ runner: { externalPollMs: Number.POSITIVE_INFINITY } })
+  try {
+    const seen: Array<string> = []
+    let done: () => void = () => {}
+    const delivered = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    const stop = tm.watch((t) => {
+      seen.push(t.type)
+      if (t.type === "action_delivered") done()
+    })
+    await new Promise((resolve) => setTimeout(resolve, 20)) // the subscription is in place
+    const timer = await tm.scheduleTimer({ in: "100ms", name: "runner smoke", onFire: [{ _tag: "log" }] })
+    const timeout = setTimeout(() => done(), 5_000)
+    await delivered
+    clearTimeout(timeout)
+    stop()
+    const fired = await tm.get(timer.id)
+    check(fired.status === "fired", `the runner fires the timer by itself (status ${fired.status})`)
+    check(
+      (fired.firedAt?.getTime() ?? 0) >= (fired.fireAt?.getTime() ?? Number.POSITIVE_INFINITY),
+      "never before its fire time"
+    )
+    check(
+      JSON.stringify(seen) === JSON.stringify(["scheduled", "fired", "action_delivered"]),
+      `watch streams scheduled, fired, action_delivered (got ${JSON.stringify(seen)})`
+    )
+  } finally {
+    await tm.close()
+  }
+}
+
 try {
   await scenario()
+  await runnerScenario()
   console.log(`smoke ok on ${runtime()}`)
   exit(0)
 } catch (error) {
