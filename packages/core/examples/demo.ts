@@ -2,11 +2,17 @@
  * The main job, end to end on the embedded SQLite default: a release campaign where a review must
  * reach quorum before the deploy fires, one attendee defers (the countdown extends), and a timer
  * fires unconditionally. A simulated clock moves time forward so the demo runs in a second; the
- * data lands in a real SQLite file that a second engine then reopens.
+ * data lands in a real SQLite file that a second engine then reopens. Then the real-time runner
+ * takes over on the real clock: a timer fires by itself a second later and its actions (a signed
+ * webhook to a local receiver, a file write, a log line) are delivered from the outbox.
  *
  *   pnpm demo            (writes ./t-minus-demo.db, or the file named by T_MINUS_DB)
  */
-import { rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { TMinus } from "../src/index.ts"
 
 const filename = process.env.T_MINUS_DB ?? "./t-minus-demo.db"
@@ -76,4 +82,49 @@ for (const event of await again.list()) {
 const history = await again.history(review.id)
 say(`review history: ${history.map((h) => h.type).join(" → ")}`)
 await again.close()
+
+// The runner: real time from here on.
+const received: Array<string> = []
+const receiver = createServer((req, res) => {
+  received.push(
+    `${req.headers["webhook-id"]} signed ${String(req.headers["webhook-signature"]).slice(0, 12)}…`
+  )
+  res.writeHead(204).end()
+})
+await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve))
+const outDir = mkdtempSync(join(tmpdir(), "t-minus-demo-"))
+const live = await TMinus.open({ filename, runner: { actions: { fileDirectory: outDir } } })
+const realTime = () => new Date().toISOString().slice(11, 23)
+const delivered = new Promise<void>((resolve) => {
+  let count = 0
+  live.watch((t) => {
+    console.log(`[${realTime()}] watch: ${t.type}${t.type.startsWith("action_") ? ` (${t.detail.action})` : ""}`)
+    if (t.type === "action_delivered" && ++count === 2) resolve()
+  })
+})
+const ping = await live.scheduleTimer({
+  in: "1s",
+  name: "live ping",
+  onFire: [
+    {
+      _tag: "webhook",
+      url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+      secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    },
+    { _tag: "file_write", path: "fired/ping.txt", content: "${id} fired at ${firedAt}\n" }
+  ]
+})
+console.log(`[${realTime()}] runner: "live ping" fires at ${ping.fireAt?.toISOString().slice(11, 23)}`)
+await delivered
+const fired = await live.get(ping.id)
+console.log(
+  `[${realTime()}] fired ${(fired.firedAt!.getTime() - fired.fireAt!.getTime()).toString()} ms after its instant`
+)
+console.log(`[${realTime()}] webhook received: ${received.join(", ")}`)
+console.log(
+  `[${realTime()}] file written: ${readFileSync(join(outDir, "fired", "ping.txt"), "utf8").trim()}`
+)
+await live.close()
+receiver.close()
+rmSync(outDir, { recursive: true, force: true })
 console.log(`\nData kept in ${filename}.`)
