@@ -98,7 +98,9 @@ const realTime = () => new Date().toISOString().slice(11, 23)
 const delivered = new Promise<void>((resolve) => {
   let count = 0
   live.watch((t) => {
-    console.log(`[${realTime()}] watch: ${t.type}${t.type.startsWith("action_") ? ` (${t.detail.action})` : ""}`)
+    console.log(
+      `[${realTime()}] watch: ${t.type}${t.type.startsWith("action_") ? ` (${t.detail.action})` : ""}`
+    )
     if (t.type === "action_delivered" && ++count === 2) resolve()
   })
 })
@@ -121,9 +123,7 @@ console.log(
   `[${realTime()}] fired ${(fired.firedAt!.getTime() - fired.fireAt!.getTime()).toString()} ms after its instant`
 )
 console.log(`[${realTime()}] webhook received: ${received.join(", ")}`)
-console.log(
-  `[${realTime()}] file written: ${readFileSync(join(outDir, "fired", "ping.txt"), "utf8").trim()}`
-)
+console.log(`[${realTime()}] file written: ${readFileSync(join(outDir, "fired", "ping.txt"), "utf8").trim()}`)
 await live.close()
 receiver.close()
 rmSync(outDir, { recursive: true, force: true })
