@@ -306,10 +306,7 @@ const countRows = (filename: string): { readonly counts: ReadonlyArray<number>; 
   const db = openRaw(filename)
   try {
     const counts = COUNTED.map((table) => Number(db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get()))
-    const counter = Number(
-      db.prepare("SELECT value FROM tminus_meta WHERE key = 'change_counter'").pluck().get()
-    )
-    const text = `${COUNTED.map((table, k) => `${table} ${counts[k]}`).join(", ")}; change_counter +${counter}`
+    const text = COUNTED.map((table, k) => `${table} ${counts[k]}`).join(", ")
     return { counts, text }
   } finally {
     db.close()

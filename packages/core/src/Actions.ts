@@ -661,6 +661,27 @@ const deliverLog = (
   })
 
 /**
+ * The longest one attempt of `action` may take under `config` before it gives up by itself: the
+ * webhook or command timeout (a command's own `timeoutMs` wins), or a few seconds for file writes
+ * and logs.
+ *
+ * @since 0.1.0
+ */
+export const attemptTimeoutMs = (action: Action, config: ActionsConfig): number => {
+  switch (action._tag) {
+    case "webhook":
+      return config.webhookTimeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS
+    case "command": {
+      const commands = config.commands ?? {}
+      const own = Object.hasOwn(commands, action.name) ? commands[action.name]?.timeoutMs : undefined
+      return own ?? config.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
+    }
+    default:
+      return 5_000
+  }
+}
+
+/**
  * Runs one attempt of one action. Never fails: every problem is a `Failed` outcome, with
  * `retry: false` when another attempt cannot help (HTTP 410, a command not on the allow-list, a
  * path escaping the sandbox, a bad template, no configured file directory).

@@ -285,15 +285,18 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
           yield* store.updateEvents(dependents.map((d) => Lifecycle.doom(d.event, now)))
       })
 
-    /** What ending an event queues in the same transaction: its actions, its next occurrence. */
-    const afterEnd = (ended: ReadonlyArray<Event>, now: number) =>
+    /**
+     * What ending an event queues in the same transaction: its actions, its next occurrence.
+     * `readyAt` holds when events that waited for a predecessor became ready to fire.
+     */
+    const afterEnd = (ended: ReadonlyArray<Event>, now: number, readyAt?: ReadonlyMap<string, number>) =>
       Effect.gen(function* () {
         const queued: Array<QueuedAction> = []
         const occurrences: Array<Event> = []
         const history: Array<HistoryEntry> = []
         for (const event of ended) {
           queued.push(...Lifecycle.queuedActions(event, now))
-          const next = Lifecycle.nextOccurrence(event, uuidv7(now), now)
+          const next = Lifecycle.nextOccurrence(event, uuidv7(now), now, readyAt?.get(event.id))
           if (next !== null) {
             occurrences.push(next.event)
             history.push(...next.history)
@@ -318,6 +321,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               deferred: [] as Array<Event>
             }
             const status = new Map<string, Event["status"]>()
+            const waitedUntil = new Map<string, number>()
             while (true) {
               const due = [...(yield* store.dueEvents(now, TICK_BATCH))].sort(Lifecycle.byFireTime)
               if (due.length === 0) break
@@ -335,10 +339,15 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               const firedAt = new Map<string, number>()
               const failed: Array<string> = []
               for (const event of due) {
-                const preds = (predecessors.get(event.id) ?? []).map((p) => ({
-                  id: p.id,
-                  status: status.get(p.id) ?? p.status
-                }))
+                // A predecessor that fired in this tick fired at `now`: its dependents were waiting until then.
+                const preds = (predecessors.get(event.id) ?? []).map((p): Lifecycle.Predecessor => {
+                  const current = status.get(p.id)
+                  return current === "fired"
+                    ? { id: p.id, status: current, firedAt: now }
+                    : { id: p.id, status: current ?? p.status }
+                })
+                const ready = Lifecycle.readyAt(event, preds)
+                if (ready !== null && ready > event.fireAt!.getTime()) waitedUntil.set(event.id, ready)
                 const step = Lifecycle.decide(event, preds, now, tickOptions.misfireGraceMs)
                 const outcome = Lifecycle.applyStep(event, step, now)
                 updated.set(event.id, outcome.event)
@@ -365,7 +374,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               }
               yield* commit([...updated.values()], history)
               const ended = [...updated.values()].filter((e) => e.status !== "scheduled")
-              if (ended.length > 0) yield* afterEnd(ended, now)
+              if (ended.length > 0) yield* afterEnd(ended, now, waitedUntil)
             }
             const ids = (events: Array<Event>) => events.sort(Lifecycle.byFireTime).map((e) => e.id)
             return { fired: ids(reports.fired), missed: ids(reports.missed), deferred: ids(reports.deferred) }

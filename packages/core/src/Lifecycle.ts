@@ -339,56 +339,134 @@ const firstOccurrence = (
 }
 
 /**
- * The slot of the occurrence that follows `event` in its series, once `event` has ended at `now`
- * (SPEC 4.6). Slots whose fire time already passed (the runner was down) follow the series'
- * catch-up policy: `all` takes the next one (it fires at once, and so on until the series is
- * current), `once` takes only the latest of them, `skip` the first one still ahead. `null` when
- * the series has no further slot.
+ * The most catch-up occurrences `catchUp: "all"` creates after one downtime (SPEC 4.6): only the
+ * latest this many missed slots run, so a per-second schedule that was down for a day does not
+ * write 86 400 events in one transaction. The first of them records the skipped slots in history.
  *
  * @since 0.1.0
  */
-export const nextOccurrenceAt = (event: Event, now: number): number | null => {
+export const MAX_CATCH_UP_OCCURRENCES = 1_000
+
+/** How many skipped slots are counted for that history entry; past it the entry gives a lower bound. */
+const MAX_SKIPPED_COUNTED = 10 * MAX_CATCH_UP_OCCURRENCES
+
+/** The slots a capped `catchUp: "all"` skipped: first and last slot, and how many. */
+interface SkippedSlots {
+  readonly from: number
+  readonly until: number
+  readonly count: number
+  /** `count` is a lower bound: counting stopped at `MAX_SKIPPED_COUNTED`. */
+  readonly atLeast: boolean
+}
+
+/** How many slots fall in (after, before), counting at most `limit`. */
+const countSlots = (schedule: Cron.CronSchedule, after: number, before: number, limit: number): number => {
+  let count = 0
+  for (let slot = Cron.next(schedule, after); slot !== null && slot < before && count < limit; count++)
+    slot = Cron.next(schedule, slot)
+  return count
+}
+
+/**
+ * `catchUp: "all"` from the first missed slot `next`: every missed slot in (after, lastDue), or
+ * only the latest `MAX_CATCH_UP_OCCURRENCES` of them when there are more.
+ */
+const catchUpAll = (
+  schedule: Cron.CronSchedule,
+  event: Event,
+  after: number,
+  next: number,
+  lastDue: number,
+  now: number
+): { readonly slot: number; readonly skipped: SkippedSlots | null } => {
+  // A run of catch-ups was capped where it began and only shrinks, so an occurrence created at
+  // this very instant (a link of that run) need not count again.
+  if (event.createdAt.getTime() >= now) return { slot: next, skipped: null }
+  if (countSlots(schedule, after, lastDue, MAX_CATCH_UP_OCCURRENCES + 1) <= MAX_CATCH_UP_OCCURRENCES) {
+    return { slot: next, skipped: null }
+  }
+  let first = lastDue
+  for (let i = 0; i < MAX_CATCH_UP_OCCURRENCES; i++) first = Cron.latest(schedule, after, first - 1) ?? first
+  const count = countSlots(schedule, after, first, MAX_SKIPPED_COUNTED)
+  return {
+    slot: first,
+    skipped: {
+      from: next,
+      until: Cron.latest(schedule, after, first - 1) ?? next,
+      count,
+      atLeast: count >= MAX_SKIPPED_COUNTED
+    }
+  }
+}
+
+/** The next slot of a series and, for a capped catch-up, the slots it skipped. */
+const nextSlot = (
+  event: Event,
+  now: number,
+  readyAt: number | undefined
+): { readonly slot: number; readonly skipped: SkippedSlots | null } | null => {
   const recurrence = event.recurrence
   if (recurrence === null) return null
-  const schedule = Cron.parse(recurrence.cron, recurrence.tz)
-  if (Either.isLeft(schedule)) return null
-  const previous = recurrence.occurrenceAt.getTime()
-  const next = Cron.next(schedule.right, previous)
+  const parsed = Cron.parse(recurrence.cron, recurrence.tz)
+  if (Either.isLeft(parsed)) return null
+  const schedule = parsed.right
+  // Slots up to the instant this occurrence was due to run were not missed: a deferral, a
+  // reschedule or a wait for a predecessor moved it there. Later slots passed while nothing ran.
+  const dueAt = Math.max(event.fireAt?.getTime() ?? now, readyAt ?? Number.NEGATIVE_INFINITY)
+  const after = Math.max(recurrence.occurrenceAt.getTime(), Math.min(dueAt, now) + event.tMinusMs)
+  const next = Cron.next(schedule, after)
   if (next === null || next > MAX_TIME_MS) return null
   // A slot is in the past when its fire time (slot − tMinus) is.
   const lastDue = now + event.tMinusMs
-  if (next >= lastDue) return next
+  if (next >= lastDue) return { slot: next, skipped: null }
   switch (recurrence.catchUp) {
     case "all":
-      return next
+      return catchUpAll(schedule, event, after, next, lastDue, now)
     case "once":
-      return Cron.latest(schedule.right, previous, lastDue) ?? next
+      return { slot: Cron.latest(schedule, after, lastDue) ?? next, skipped: null }
     case "skip": {
-      const ahead = Cron.next(schedule.right, lastDue - 1)
-      return ahead === null || ahead > MAX_TIME_MS ? null : ahead
+      const ahead = Cron.next(schedule, lastDue - 1)
+      return ahead === null || ahead > MAX_TIME_MS ? null : { slot: ahead, skipped: null }
     }
   }
 }
 
 /**
+ * The slot of the occurrence that follows `event` in its series, once `event` has ended at `now`
+ * (SPEC 4.6). Slots up to the instant `event` was due to run (its fire time as deferrals and
+ * reschedules moved it, or `readyAt` when it waited for a predecessor) are passed over. Later
+ * slots whose fire time already passed (nothing ran) follow the series' catch-up policy: `all`
+ * takes the next one (it fires at once, and so on until the series is current; at most the latest
+ * `MAX_CATCH_UP_OCCURRENCES`), `once` takes only the latest of them, `skip` the first one still
+ * ahead. `null` when the series has no further slot.
+ *
+ * @since 0.1.0
+ */
+export const nextOccurrenceAt = (event: Event, now: number, readyAt?: number | undefined): number | null =>
+  nextSlot(event, now, readyAt)?.slot ?? null
+
+/**
  * The next occurrence of a recurring event that ended at `now`: a new scheduled event of the same
  * series with fresh responses, or `null` when the series is over. A deadline keeps its distance
- * from the fire time.
+ * from the slot (`occurrenceAt`), so deferring one occurrence never narrows the next one's window.
+ * `readyAt` is when `event` became ready to fire, if it waited for a predecessor.
  *
  * @since 0.1.0
  */
 export const nextOccurrence = (
   event: Event,
   id: string,
-  now: number
+  now: number,
+  readyAt?: number | undefined
 ): { readonly event: Event; readonly history: ReadonlyArray<HistoryEntry> } | null => {
-  const slot = nextOccurrenceAt(event, now)
-  if (slot === null || event.recurrence === null) return null
+  const found = nextSlot(event, now, readyAt)
+  if (found === null || event.recurrence === null) return null
+  const { skipped, slot } = found
   const fireAt = slot - event.tMinusMs
   const deadline =
-    event.deadline === null || event.fireAt === null
+    event.deadline === null
       ? null
-      : fireAt + (event.deadline.getTime() - event.fireAt.getTime())
+      : Math.min(slot + (event.deadline.getTime() - event.recurrence.occurrenceAt.getTime()), MAX_TIME_MS)
   const at = new Date(now)
   const next: Event = withDueAt(
     {
@@ -422,7 +500,16 @@ export const nextOccurrence = (
         attendees: next.attendees.length,
         seriesId: event.recurrence.seriesId,
         previous: event.id,
-        occurrenceAt: new Date(slot).toISOString()
+        occurrenceAt: new Date(slot).toISOString(),
+        ...(skipped === null
+          ? {}
+          : {
+              catchUpSkipped: {
+                from: new Date(skipped.from).toISOString(),
+                until: new Date(skipped.until).toISOString(),
+                ...(skipped.atLeast ? { countAtLeast: skipped.count } : { count: skipped.count })
+              }
+            })
       })
     ]
   }
@@ -699,6 +786,21 @@ export const respond = (
 export interface Predecessor {
   readonly id: string
   readonly status: EventStatus
+  /** When it fired, where known: the tick that fires it passes its instant on to its dependents. */
+  readonly firedAt?: number | undefined
+}
+
+/**
+ * The instant a due event became ready to fire: its fire time, or later when it waited for a
+ * predecessor that fired after that (SPEC 4.7). `null` while it has no fire time.
+ *
+ * @since 0.1.0
+ */
+export const readyAt = (event: Event, predecessors: ReadonlyArray<Predecessor>): number | null => {
+  if (event.fireAt === null) return null
+  let ready = event.fireAt.getTime()
+  for (const p of predecessors) if (p.firedAt !== undefined && p.firedAt > ready) ready = p.firedAt
+  return ready
 }
 
 /**
@@ -715,7 +817,9 @@ export type TickStep =
 
 /**
  * The tick transition (SPEC 4.4 and 4.7) for one scheduled event at `now`, given the status of
- * its predecessors.
+ * its predecessors. `misfire: "miss"` (SPEC 4.8) applies only to an event about to fire, late by
+ * more than `misfireGraceMs` since it became ready (`readyAt`; a catch-up occurrence: since it
+ * was created); a deferral still cascades.
  *
  * @since 0.1.0
  */
@@ -736,14 +840,18 @@ export const decide = (
   }
   if (event.fireAt.getTime() > now) return { _tag: "NotDue" }
   if (predecessors.some((p) => p.status !== "fired")) return { _tag: "Wait" }
-  const lateByMs = now - event.fireAt.getTime()
-  if (event.misfire === "miss" && lateByMs > misfireGraceMs) {
-    return {
-      _tag: "Miss",
-      reason: `misfired: ${formatDuration(lateByMs)} late (grace ${formatDuration(misfireGraceMs)})`
+  if (quorumMet(event)) {
+    // Late counts from when it could first have fired: not while it waited for a predecessor, and
+    // for a catch-up occurrence (created after its slot on purpose) only from its creation.
+    const lateByMs = now - Math.max(readyAt(event, predecessors)!, event.createdAt.getTime())
+    if (event.misfire === "miss" && lateByMs > misfireGraceMs) {
+      return {
+        _tag: "Miss",
+        reason: `misfired: ${formatDuration(lateByMs)} late (grace ${formatDuration(misfireGraceMs)})`
+      }
     }
+    return { _tag: "Fire" }
   }
-  if (quorumMet(event)) return { _tag: "Fire" }
   let shiftMs = 0
   for (const a of event.attendees)
     if (a.status === "deferred" && (a.deferMs ?? 0) > shiftMs) shiftMs = a.deferMs ?? 0

@@ -35,6 +35,19 @@ import { formatDuration } from "./TimeGrammar.ts"
 /** The longest single sleep: runtimes keep timers of at most 2^31−1 ms. @since 0.1.0 */
 export const MAX_SLEEP_MS = 2 ** 31 - 1
 
+/**
+ * The longest the runner sleeps before it reads the wall clock again by default: timers run on a
+ * monotonic clock, so a machine that was suspended, or whose clock was set forward, is noticed
+ * within this. @since 0.1.0
+ */
+export const CLOCK_CHECK_MS = 60_000
+
+/** Transitions buffered for `watch` subscribers; past this the slowest one holds the others back. @since 0.1.0 */
+export const WATCH_BUFFER = 4_096
+
+/** Added to an action's own timeout to make the lease of an attempt (see `attemptLeaseMs`). */
+const LEASE_MARGIN_MS = 30_000
+
 /** The default retry schedule of an action after a failed attempt (SPEC 5). @since 0.1.0 */
 export const DEFAULT_RETRY_SCHEDULE: ReadonlyArray<Lifecycle.DurationInput> = [
   "5s",
@@ -66,10 +79,12 @@ export interface RunnerOptions {
   readonly deliveryConcurrency?: number | undefined
   /**
    * How long a claimed attempt is hidden from other runners on the same database, in ms: when a
-   * runner dies mid-attempt, the action is attempted again after this. Default: the longest
-   * action timeout plus 30 s.
+   * runner dies mid-attempt, the action is attempted again after this. Default: that action's own
+   * timeout (webhook, or the command's) plus 30 s, so a slow attempt is never run twice at once.
    */
   readonly attemptLeaseMs?: number | undefined
+  /** The longest single sleep before the wall clock is read again, in ms; default `CLOCK_CHECK_MS`. */
+  readonly clockCheckMs?: number | undefined
 }
 
 /**
@@ -114,10 +129,6 @@ export type Platform = HttpClient.HttpClient
 
 /** The platform services for `command` and `file_write` actions. @since 0.1.0 */
 export type OptionalPlatform = CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
-
-/** Sleeps `ms`, at most `MAX_SLEEP_MS` at a time: the caller re-arms after each chunk. */
-const sleepChunk = (ms: number): Effect.Effect<void> =>
-  ms <= 0 ? Effect.void : Effect.sleep(Duration.millis(Math.min(ms, MAX_SLEEP_MS)))
 
 /** A loop iteration that failed is logged and retried after a pause; interruption passes. */
 const survive = <R>(label: string, effect: Effect.Effect<void, unknown, R>): Effect.Effect<void, never, R> =>
@@ -242,13 +253,21 @@ export const make = (
     )
     const pollMs = Math.max(1, options.externalPollMs ?? 100)
     const concurrency = Math.max(1, options.deliveryConcurrency ?? 16)
-    const leaseMs =
-      options.attemptLeaseMs ??
-      Math.max(actionsConfig.webhookTimeoutMs ?? 10_000, actionsConfig.commandTimeoutMs ?? 60_000) + 30_000
+    const leaseFor = (action: QueuedAction["action"]) =>
+      options.attemptLeaseMs ?? Actions.attemptTimeoutMs(action, actionsConfig) + LEASE_MARGIN_MS
+    const chunkMs = Math.min(MAX_SLEEP_MS, Math.max(1, options.clockCheckMs ?? CLOCK_CHECK_MS))
     const tickOptions = { misfireGraceMs: options.misfireGraceMs }
 
-    // Commits by other processes: one poller, and everyone waiting wakes on a change.
-    const external = makeChangeSignal()
+    // One wake-up signal for the loops: this process's commits, commits by other processes (seen
+    // by one poller), finished attempts and new watchers all bump it.
+    const wake = makeChangeSignal()
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.flatMap(store.localChanges, (seen) =>
+          Effect.zipRight(store.awaitLocalChange(seen), Effect.sync(wake.bump))
+        )
+      )
+    )
     let version = yield* Effect.orElseSucceed(store.externalVersion, () => 0)
     yield* Effect.when(
       Effect.forkScoped(
@@ -261,7 +280,7 @@ export const make = (
                 Effect.sync(() => {
                   if (v !== version) {
                     version = v
-                    external.bump()
+                    wake.bump()
                   }
                 })
             )
@@ -270,13 +289,20 @@ export const make = (
       ),
       () => Number.isFinite(pollMs)
     )
-    /** Waits for a change after the counts read before the caller looked at the store. */
-    const changed = (local: number, outside: number) =>
-      Effect.race(store.awaitLocalChange(local), external.awaitLocalChange(outside))
-    const counts = Effect.zip(store.localChanges, external.localChanges)
 
-    const sleepUntil = (at: Option.Option<number>, now: number) =>
-      Option.match(at, { onNone: () => Effect.never, onSome: (t) => sleepChunk(t - now) })
+    /**
+     * Sleeps until `at` or a wake-up after `seen` (read before the caller looked at the store),
+     * whichever is first. Sleeps are chunked (`chunkMs`): the caller re-reads the clock after each.
+     */
+    const waitUntil = (at: Option.Option<number>, now: number, seen: number): Effect.Effect<void> =>
+      Option.isNone(at)
+        ? wake.awaitLocalChange(seen)
+        : at.value <= now
+          ? Effect.void
+          : Effect.race(
+              Effect.sleep(Duration.millis(Math.min(at.value - now, chunkMs))),
+              wake.awaitLocalChange(seen)
+            )
 
     // The clock loop: tick whatever is due, then sleep until the next due instant or a change.
     yield* Effect.forkScoped(
@@ -284,23 +310,24 @@ export const make = (
         survive(
           "tick",
           Effect.gen(function* () {
-            const [local, outside] = yield* counts
+            const seen = yield* wake.localChanges
             const now = yield* Clock.currentTimeMillis
             const next = yield* store.nextDueAt
             if (Option.isSome(next) && next.value <= now) {
               yield* coordinator.tick(now, tickOptions)
               return
             }
-            yield* Effect.race(sleepUntil(next, now), changed(local, outside))
+            yield* waitUntil(next, now, seen)
           })
         )
       )
     )
 
-    // The delivery loop: claim due attempts (hidden from other runners for the lease), run them
-    // concurrently, record each outcome in the event's history.
-    let inFlight = 0
-    const slots = makeChangeSignal()
+    // The delivery loop: claim due attempts (hidden from other runners for a lease), run them
+    // concurrently, record each outcome in the event's history. The lease's instant doubles as the
+    // claim's token: an outcome that comes back after someone else claimed the action again (or it
+    // was retried by hand) goes into history but leaves the action's state alone.
+    const running = new Map<string, number>()
     const optional = yield* Effect.all({
       exec: Effect.serviceOption(CommandExecutor.CommandExecutor),
       fs: Effect.serviceOption(FileSystem.FileSystem),
@@ -317,7 +344,7 @@ export const make = (
         : action._tag === "file_write" && (Option.isNone(optional.fs) || Option.isNone(optional.path))
           ? "file writes need FileSystem and Path in the runner's context (e.g. NodeContext.layer from @effect/platform-node)"
           : null
-    const deliverOne = (queued: QueuedAction): Effect.Effect<void, unknown, Platform> =>
+    const deliverOne = (queued: QueuedAction, leaseAt: number): Effect.Effect<void, unknown, Platform> =>
       Effect.gen(function* () {
         const event = yield* store.getEvent(queued.eventId)
         const missing = unavailable(queued.action)
@@ -345,23 +372,29 @@ export const make = (
           Effect.gen(function* () {
             const current = yield* store.getAction(queued.key)
             const recorded = recordAttempt(queued, outcome, retryScheduleMs, now)
-            // Another runner may have taken the action over after our lease ran out and finished
-            // it: the attempt still goes into history, the state stays theirs.
-            if (Option.isSome(current) && current.value.status === "pending") {
-              yield* store.updateActions([recorded.action])
-            }
-            yield* store.appendHistory([recorded.entry])
+            const stillOurs =
+              Option.isSome(current) &&
+              current.value.status === "pending" &&
+              current.value.attempts === queued.attempts &&
+              current.value.nextAttemptAt?.getTime() === leaseAt
+            if (stillOurs) yield* store.updateActions([recorded.action])
+            yield* store.appendHistory([
+              stillOurs
+                ? recorded.entry
+                : { ...recorded.entry, detail: { ...recorded.entry.detail, stale: true } }
+            ])
           })
         )
       })
+    /** Claims up to `limit` due attempts not already running here; `blocked` when only those were due. */
     const claim = (now: number, limit: number) =>
       store.transaction(
         Effect.gen(function* () {
-          const due = yield* store.dueActions(now, limit)
-          if (due.length > 0) {
-            yield* store.updateActions(due.map((a) => ({ ...a, nextAttemptAt: new Date(now + leaseMs) })))
-          }
-          return due
+          const rows = yield* store.dueActions(now, limit + running.size)
+          const due = rows.filter((a) => !running.has(a.key)).slice(0, limit)
+          const claimed = due.map((a) => ({ ...a, nextAttemptAt: new Date(now + leaseFor(a.action)) }))
+          if (claimed.length > 0) yield* store.updateActions(claimed)
+          return { claimed, blocked: rows.length > 0 && claimed.length === 0 }
         })
       )
     yield* Effect.forkScoped(
@@ -369,49 +402,50 @@ export const make = (
         survive(
           "delivery",
           Effect.gen(function* () {
-            const [local, outside] = yield* counts
-            if (inFlight >= concurrency) {
-              const seen = yield* slots.localChanges
-              if (inFlight >= concurrency) yield* slots.awaitLocalChange(seen)
-              return
-            }
+            const seen = yield* wake.localChanges
+            if (running.size >= concurrency) return yield* wake.awaitLocalChange(seen)
             const now = yield* Clock.currentTimeMillis
-            const due = yield* claim(now, concurrency - inFlight)
-            if (due.length > 0) {
-              for (const queued of due) {
-                inFlight += 1
+            // Read outside a transaction first: an idle runner never takes the write lock.
+            const next = yield* store.nextActionAt
+            if (Option.isSome(next) && next.value <= now) {
+              const { blocked, claimed } = yield* claim(now, concurrency - running.size)
+              for (const queued of claimed) {
+                const leaseAt = queued.nextAttemptAt!.getTime()
+                running.set(queued.key, leaseAt)
                 yield* Effect.forkScoped(
-                  survive(`action ${queued.key}`, deliverOne(queued)).pipe(
+                  survive(`action ${queued.key}`, deliverOne(queued, leaseAt)).pipe(
                     Effect.ensuring(
                       Effect.sync(() => {
-                        inFlight -= 1
-                        slots.bump()
+                        running.delete(queued.key)
+                        wake.bump()
                       })
                     )
                   )
                 )
               }
+              if (claimed.length > 0) return
+              // Only attempts still running here are due: wait for them to finish.
+              if (blocked) return yield* waitUntil(Option.some(now + chunkMs), now, seen)
               return
             }
-            const next = yield* store.nextActionAt
-            yield* Effect.race(sleepUntil(next, now), changed(local, outside))
+            yield* waitUntil(next, now, seen)
           })
         )
       )
     )
 
-    // Watchers: the history log, tailed while anyone watches.
-    const hub = yield* PubSub.unbounded<Transition>()
+    // Watchers: the history log, tailed while anyone watches. The buffer is bounded: a subscriber
+    // that falls behind holds the tail back (nothing is dropped; the log is durable), never memory.
+    const hub = yield* PubSub.bounded<Transition>(WATCH_BUFFER)
+    yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
     let watchers = 0
     let lastSeq = 0
-    const watching = makeChangeSignal()
     yield* Effect.forkScoped(
       Effect.forever(
         survive(
           "watch",
           Effect.gen(function* () {
-            const [local, outside] = yield* counts
-            const seenWatchers = yield* watching.localChanges
+            const seen = yield* wake.localChanges
             if (watchers > 0) {
               const rows = yield* store.historySince(lastSeq, 1_000)
               if (rows.length > 0) {
@@ -420,7 +454,7 @@ export const make = (
                 return
               }
             }
-            yield* Effect.race(changed(local, outside), watching.awaitLocalChange(seenWatchers))
+            yield* wake.awaitLocalChange(seen)
           })
         )
       )
@@ -430,7 +464,7 @@ export const make = (
         if (watchers === 0) lastSeq = yield* Effect.orElseSucceed(store.lastHistorySeq, () => lastSeq)
         const queue = yield* PubSub.subscribe(hub)
         watchers += 1
-        watching.bump()
+        wake.bump()
         return queue
       }),
       () =>

@@ -3,7 +3,7 @@
  * transaction that holds the write lock from its start. Statements use `?` placeholders.
  *
  * Two drivers exist: `fromSqlClient`, over any `@effect/sql` `SqlClient` (SQLite through
- * `@effect/sql-sqlite-node`, Postgres later), and the native SQLite driver of
+ * `@effect/sql-sqlite-node`, or Postgres), and the native SQLite driver of
  * `@t-minus/core/sqlite`, which calls better-sqlite3 with cached prepared statements and is about
  * three times faster per statement (see docs/benchmarks.md).
  *
@@ -11,8 +11,11 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import { StorageError } from "./Errors.ts"
+import { makeChangeSignal } from "./EventStore.ts"
 
 /** @since 0.1.0 */
 export type Dialect = "sqlite" | "pg"
@@ -24,24 +27,48 @@ export type Dialect = "sqlite" | "pg"
  */
 export interface SqlDriver {
   readonly dialect: Dialect
-  /** The rows a statement returns. */
+  /** The rows a statement returns. Writes go through `run`, which counts them. */
   readonly all: <A = Record<string, unknown>>(
     sql: string,
     params?: ReadonlyArray<unknown>
   ) => Effect.Effect<ReadonlyArray<A>, StorageError>
-  /** Runs a statement for its effect. */
+  /**
+   * Runs a statement that writes. Inside a transaction it marks that transaction as one that
+   * wrote; outside one it is committed at once and counts as a change by itself.
+   */
   readonly run: (sql: string, params?: ReadonlyArray<unknown>) => Effect.Effect<void, StorageError>
   /**
    * Runs `effect` as one transaction that takes the write lock before its first statement, so
-   * concurrent writers (also in other processes) queue instead of failing on a stale read.
+   * concurrent writers (also in other processes) queue instead of failing on a stale read. Inside
+   * a transaction of the same driver, `effect` joins it.
    */
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
   /**
-   * A number that changes when another connection commits (SQLite's `PRAGMA data_version`; the
-   * change counter through `SqlClient`, which also moves on this process's own commits).
+   * A number that changes when another connection commits a write: SQLite's `PRAGMA data_version`;
+   * on Postgres a counter that every commit that wrote advances (this process's included). A
+   * transaction that wrote nothing leaves it alone.
    */
   readonly dataVersion: Effect.Effect<number, StorageError>
+  /** How many commits of this driver wrote: transactions that ran `run`, and `run`s outside one. */
+  readonly localChanges: Effect.Effect<number>
+  /** Waits until `localChanges` exceeds `seen`. */
+  readonly awaitLocalChange: (seen: number) => Effect.Effect<void>
 }
+
+/**
+ * The transaction a fiber runs in. Each transaction owns its cell, so whether it wrote is never
+ * mixed up with another's; closed at its end, so a fiber forked inside that outlives it counts as
+ * outside.
+ *
+ * @internal
+ */
+export interface OpenTransaction {
+  open: boolean
+  wrote: boolean
+}
+
+/** Whether `tx` is a transaction still open. @internal */
+export const isOpen = (tx: OpenTransaction | null): tx is OpenTransaction => tx?.open === true
 
 /** `(?, ?, ?)` for `n` values. @since 0.1.0 */
 export const placeholders = (n: number): string => `(${Array.from({ length: n }, () => "?").join(", ")})`
@@ -78,39 +105,125 @@ const isSqlError = (error: unknown): error is SqlError =>
   typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "SqlError"
 
 /**
- * A driver over the `SqlClient` in context.
+ * The table of the change counter (Postgres) and the statement SQLite's write lock is taken with;
+ * made by `migrate` and, since it needs it first, by `fromSqlClient`.
+ *
+ * @internal
+ */
+export const META_TABLE: ReadonlyArray<string> = [
+  "CREATE TABLE IF NOT EXISTS tminus_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+  "INSERT INTO tminus_meta (key, value) VALUES ('change_counter', 0) ON CONFLICT (key) DO NOTHING"
+]
+
+/**
+ * A driver over the `SqlClient` in context (made once per client: it counts the client's commits).
+ *
+ * On SQLite the client must hold one connection, as `@effect/sql-sqlite-node`'s does: `dataVersion`
+ * is that connection's `PRAGMA data_version`, which only other connections' commits move. On
+ * Postgres `dataVersion` is a counter in `tminus_meta` that every transaction that wrote advances
+ * before it commits, and a `run` outside a transaction runs as one.
  *
  * @since 0.1.0
  */
-export const fromSqlClient: Effect.Effect<SqlDriver, never, SqlClient.SqlClient> = Effect.map(
-  SqlClient.SqlClient,
-  (sql) => {
+export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.SqlClient> = Effect.gen(
+  function* () {
+    const sql = yield* SqlClient.SqlClient
     const dialect: Dialect = sql.onDialectOrElse({ pg: () => "pg" as const, orElse: () => "sqlite" as const })
     const text = dialect === "pg" ? dollarPlaceholders : (s: string) => s
-    const all = <A>(statement: string, params: ReadonlyArray<unknown> = []) =>
+    const query = <A>(statement: string, params: ReadonlyArray<unknown> = []) =>
       Effect.mapError(sql.unsafe<A & object>(text(statement), params), fromSqlError) as Effect.Effect<
         ReadonlyArray<A>,
         StorageError
       >
-    // Writing first (the change counter) takes the lock before any read: SQLite's plain BEGIN
-    // takes its write lock only at the first write, and on Postgres (READ COMMITTED) the row lock
-    // serializes writers until commit, so every read after it sees the latest committed data.
-    const lock = all("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'")
+    for (const statement of META_TABLE) yield* query(statement)
+
+    // The lock comes before any read, so every read after it sees the latest committed data.
+    // SQLite's plain BEGIN takes the write lock only at the first write: an UPDATE that matches no
+    // row takes it and writes nothing, so a transaction that writes nothing commits nothing. On
+    // Postgres (READ COMMITTED) the counter's row lock serializes writers until commit.
+    const lock = query(
+      dialect === "pg"
+        ? "SELECT value FROM tminus_meta WHERE key = 'change_counter' FOR UPDATE"
+        : "UPDATE tminus_meta SET value = value WHERE 0"
+    )
+    const advance = query("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'")
+    const signal = makeChangeSignal()
+    const current = FiberRef.unsafeMake<OpenTransaction | null>(null)
+    // A fiber forked inside a transaction that outlived it still carries that transaction's
+    // connection: it must go through the client like any fiber outside a transaction.
+    const outside = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.withFiberRuntime((fiber) => {
+        const tx = fiber.getFiberRef(current)
+        return tx === null || tx.open
+          ? effect
+          : Effect.mapInputContext(
+              effect,
+              Context.omit(SqlClient.TransactionConnection) as (
+                context: Context.Context<R>
+              ) => Context.Context<R>
+            )
+      })
+    const all = <A>(
+      statement: string,
+      params?: ReadonlyArray<unknown>
+    ): Effect.Effect<ReadonlyArray<A>, StorageError> => outside(query<A>(statement, params))
+
+    // One attempt: a retry after SQLITE_BUSY starts from a fresh cell, since its writes were undone.
+    const attempt = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        const tx: OpenTransaction = { open: true, wrote: false }
+        const body = Effect.zipRight(lock, Effect.locally(effect, current, tx))
+        return sql
+          .withTransaction(
+            dialect === "pg" ? Effect.tap(body, () => (tx.wrote ? advance : Effect.void)) : body
+          )
+          .pipe(
+            Effect.ensuring(Effect.sync(() => (tx.open = false))),
+            Effect.map((a) => [a, tx.wrote] as const)
+          )
+      })
+    const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
+      Effect.withFiberRuntime((fiber) =>
+        isOpen(fiber.getFiberRef(current))
+          ? effect
+          : outside(attempt(effect)).pipe(
+              Effect.mapError((error: E | SqlError | StorageError) =>
+                isSqlError(error) ? fromSqlError(error) : error
+              ),
+              Effect.retry({ while: isBusy, times: 100 }),
+              Effect.map(([a, wrote]) => {
+                if (wrote) signal.bump()
+                return a
+              })
+            )
+      )
+    const run = (statement: string, params?: ReadonlyArray<unknown>): Effect.Effect<void, StorageError> =>
+      Effect.withFiberRuntime((fiber) => {
+        const tx = fiber.getFiberRef(current)
+        if (isOpen(tx)) {
+          tx.wrote = true
+          return Effect.asVoid(query(statement, params))
+        }
+        return dialect === "pg"
+          ? transaction(run(statement, params))
+          : Effect.tap(outside(query(statement, params)), () => signal.bump())
+      })
+
     return {
       dialect,
       all,
-      run: (statement, params) => Effect.asVoid(all(statement, params)),
+      run,
+      transaction,
       dataVersion: Effect.map(
-        all<{ value: unknown }>("SELECT value FROM tminus_meta WHERE key = 'change_counter'"),
+        all<{ value: unknown }>(
+          dialect === "pg"
+            ? "SELECT value FROM tminus_meta WHERE key = 'change_counter'"
+            : "SELECT data_version AS value FROM pragma_data_version"
+        ),
         (rows) => Number(rows[0]?.value ?? 0)
       ),
-      transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        sql.withTransaction(Effect.zipRight(lock, effect)).pipe(
-          Effect.mapError((error: E | SqlError | StorageError) =>
-            isSqlError(error) ? fromSqlError(error) : error
-          ),
-          Effect.retry({ while: isBusy, times: 100 })
-        )
+      localChanges: signal.localChanges,
+      awaitLocalChange: signal.awaitLocalChange
     }
   }
 )

@@ -9,14 +9,13 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { StorageError } from "./Errors.ts"
 import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
-import { EventStore, type EventStoreShape, makeChangeSignal } from "./EventStore.ts"
+import { EventStore, type EventStoreShape } from "./EventStore.ts"
 import type { Predecessor } from "./Lifecycle.ts"
-import { type Dialect, fromSqlClient, placeholders, type SqlDriver } from "./SqlDriver.ts"
+import { type Dialect, fromSqlClient, META_TABLE, placeholders, type SqlDriver } from "./SqlDriver.ts"
 
 /**
  * One versioned migration: its statements for each dialect, run once per database, in order, in
@@ -134,12 +133,9 @@ export const migrations: ReadonlyArray<Migration> = [
  */
 export const migrate = (driver: SqlDriver): Effect.Effect<void, StorageError> =>
   Effect.gen(function* () {
-    // Both tables are made outside the transaction (idempotently), since the SqlClient driver
-    // takes SQLite's write lock by bumping the change counter.
-    yield* driver.run("CREATE TABLE IF NOT EXISTS tminus_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)")
-    yield* driver.run(
-      "INSERT INTO tminus_meta (key, value) VALUES ('change_counter', 0) ON CONFLICT (key) DO NOTHING"
-    )
+    // Made outside the transaction, idempotently. The SqlClient driver locks on `tminus_meta` (and
+    // makes it itself); made here too, every file has the same tables whichever driver made it.
+    for (const statement of META_TABLE) yield* driver.run(statement)
     yield* driver.run(
       "CREATE TABLE IF NOT EXISTS tminus_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
     )
@@ -421,36 +417,9 @@ export const dependentsQuery = (ids: ReadonlyArray<string>) =>
 export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageError> =>
   Effect.gen(function* () {
     yield* migrate(driver)
-    const { all } = driver
-    // Whether the open transaction wrote: only then does its commit wake the runner.
-    let dirty = false
-    const run = (sql: string, params?: ReadonlyArray<unknown>) => {
-      dirty = true
-      return driver.run(sql, params)
-    }
-    const signal = makeChangeSignal()
-    const inTransaction = FiberRef.unsafeMake(false)
-    const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
-      Effect.withFiberRuntime((fiber) =>
-        fiber.getFiberRef(inTransaction)
-          ? effect
-          : Effect.tap(
-              driver.transaction(
-                Effect.zipRight(
-                  Effect.sync(() => {
-                    dirty = false
-                  }),
-                  Effect.locally(effect, inTransaction, true)
-                )
-              ),
-              () => {
-                if (dirty) {
-                  dirty = false
-                  signal.bump()
-                }
-              }
-            )
-      )
+    // The driver counts the commits that wrote (each transaction in a cell of its own) and wakes
+    // whoever waits for the next one.
+    const { all, run, transaction } = driver
 
     const selectEvents = (sql: string, params: ReadonlyArray<unknown>) =>
       Effect.map(all(sql, params), (rows) => rows.map(fromRow))
@@ -734,8 +703,8 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       lastHistorySeq: Effect.map(all<{ seq: unknown }>("SELECT MAX(seq) AS seq FROM history"), (rows) =>
         Number(rows[0]?.seq ?? 0)
       ),
-      localChanges: signal.localChanges,
-      awaitLocalChange: signal.awaitLocalChange,
+      localChanges: driver.localChanges,
+      awaitLocalChange: driver.awaitLocalChange,
       externalVersion: driver.dataVersion
     }
     return shape

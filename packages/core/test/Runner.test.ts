@@ -3,11 +3,13 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import * as TestServices from "effect/TestServices"
 import { Coordinator } from "../src/Coordinator.ts"
 import type { Event } from "../src/Event.ts"
 import type { EventStore } from "../src/EventStore.ts"
@@ -83,7 +85,8 @@ for (const [backend, store] of backends) {
       scenario(
         Effect.gen(function* () {
           const c = yield* Coordinator
-          yield* startRunner()
+          // No clock check: the only chunking left is the runtime's timer limit.
+          yield* startRunner({ clockCheckMs: Number.POSITIVE_INFINITY })
           const at = T0 + 3 * 365 * DAY + 123
           const timer = yield* c.scheduleTimer({ at })
           for (const sleep of yield* TestClock.sleeps()) {
@@ -95,6 +98,23 @@ for (const [backend, store] of backends) {
           assert.strictEqual((yield* c.get(timer.id)).status, "scheduled")
           yield* advance(1)
           assert.strictEqual((yield* c.get(timer.id)).firedAt?.getTime(), at)
+        })
+      )
+    )
+
+    it.effect("reads the wall clock again at least every minute while it waits", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const timer = yield* c.scheduleTimer({ in: "1h" })
+          yield* settle
+          const sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps()).map((d) => d.valueOf() - T0)
+          assert.deepStrictEqual(sleeps, [Runner.CLOCK_CHECK_MS])
+          yield* advance(HOUR - 1)
+          assert.strictEqual((yield* c.get(timer.id)).status, "scheduled")
+          yield* advance(1)
+          assert.strictEqual((yield* c.get(timer.id)).firedAt?.getTime(), T0 + HOUR)
         })
       )
     )
@@ -191,6 +211,26 @@ for (const [backend, store] of backends) {
           assert.isTrue(forBob.every((t) => t.eventId === e.id))
           assert.isTrue(forBob.every((t, i) => i === 0 || t.seq > forBob[i - 1]!.seq))
           assert.notStrictEqual(other.id, e.id)
+        })
+      )
+    )
+
+    it.effect("every watch stream ends when the runner stops", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const scope = yield* Scope.make()
+          const runner = yield* Effect.provideService(startRunner(), Scope.Scope, scope)
+          const watching = yield* Effect.fork(Stream.runCollect(runner.watch()))
+          yield* settle
+          yield* c.scheduleTimer({ in: "1m" })
+          yield* settle
+          yield* Scope.close(scope, Exit.void)
+          const seen = yield* TestServices.provideLive(Effect.timeout(Fiber.join(watching), "5 seconds"))
+          assert.deepStrictEqual(
+            Chunk.toReadonlyArray(seen).map((t) => t.type),
+            ["scheduled"]
+          )
         })
       )
     )

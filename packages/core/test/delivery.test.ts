@@ -305,6 +305,80 @@ describe("action delivery through the runner", () => {
   })
 })
 
+describe("attempt leases and claims", () => {
+  it.effect("a claimed attempt is leased for its own command timeout, not the default", () =>
+    withRunner(
+      Effect.gen(function* () {
+        const c = yield* Coordinator
+        yield* c.scheduleTimer({ in: "1m", onFire: [{ _tag: "command", name: "slow", args: [] }] })
+        yield* TestClock.adjust(MIN)
+        // The command runs (for real) while the test clock stands: its claim shows the lease.
+        yield* eventually(
+          "the claim",
+          Effect.map(c.listActions(), (l) => (l[0]?.nextAttemptAt?.getTime() ?? 0) > T0 + MIN)
+        )
+        const [claimed] = yield* c.listActions()
+        assert.strictEqual(claimed?.status, "pending")
+        assert.strictEqual(claimed?.nextAttemptAt?.getTime(), T0 + MIN + 10 * MIN + 30 * SEC)
+      }),
+      { actions: { commands: { slow: { command: "sleep", args: ["30"], timeoutMs: 10 * MIN } } } }
+    )
+  )
+
+  it.effect("an outcome that returns after the action was claimed again is history, not state", () =>
+    withRunner(
+      Effect.gen(function* () {
+        const c = yield* Coordinator
+        const store = yield* EventStore.EventStore
+        // A receiver that holds every request until released.
+        const held: Array<Http.ServerResponse> = []
+        const server = yield* Effect.acquireRelease(
+          Effect.async<{ readonly url: string; readonly close: () => void }>((resume) => {
+            const s = Http.createServer((req, res) => {
+              req.resume()
+              held.push(res)
+            })
+            s.listen(0, "127.0.0.1", () =>
+              resume(
+                Effect.succeed({
+                  url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/hook`,
+                  close: () => s.close()
+                })
+              )
+            )
+          }),
+          (r) => Effect.sync(r.close)
+        )
+        const timer = yield* c.scheduleTimer({ in: "1m", onFire: [{ _tag: "webhook", url: server.url }] })
+        yield* TestClock.adjust(MIN)
+        yield* eventually(
+          "the request",
+          Effect.sync(() => held.length === 1)
+        )
+        // Meanwhile the lease ran out elsewhere and another runner claimed the action.
+        const [ours] = yield* c.listActions()
+        const theirs = { ...ours!, nextAttemptAt: new Date(T0 + 5 * HOUR) }
+        yield* store.updateActions([theirs])
+        for (const res of held) {
+          res.writeHead(200)
+          res.end()
+        }
+        yield* eventually(
+          "the late outcome",
+          Effect.map(c.history(timer.id), (h) => attempts(h).length === 1)
+        )
+        const [entry] = attempts(yield* c.history(timer.id))
+        assert.strictEqual(entry?.type, "action_delivered")
+        assert.strictEqual(entry?.detail.stale, true)
+        const [after] = yield* c.listActions()
+        assert.strictEqual(after?.status, "pending")
+        assert.strictEqual(after?.attempts, 0)
+        assert.strictEqual(after?.nextAttemptAt?.getTime(), T0 + 5 * HOUR)
+      })
+    )
+  )
+})
+
 describe("changes by another process", () => {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
   const worker = fileURLToPath(new URL("./fixtures/schedule-worker.ts", import.meta.url))
@@ -319,9 +393,8 @@ describe("changes by another process", () => {
         const ctx = yield* Layer.build(Sqlite.layerRunner({ filename, runner: { externalPollMs: 20 } }))
         const c = ctx.unsafeMap.get(Coordinator.key) as Coordinator["Type"]
         yield* c.scheduleTimer({ in: "1h", name: "far" }) // the runner now sleeps for an hour
-        const at = Date.now() + 1_500
         const id = yield* Effect.async<string, Error>((resume) => {
-          const child = spawn(process.execPath, ["--import", tsx, worker, filename, String(at)])
+          const child = spawn(process.execPath, ["--import", tsx, worker, filename, "1000"])
           let out = ""
           child.stdout.on("data", (chunk) => {
             out += chunk
@@ -333,7 +406,7 @@ describe("changes by another process", () => {
         for (let i = 0; i < 200 && (yield* c.get(id)).status !== "fired"; i++) yield* Effect.sleep(50)
         const fired = yield* c.get(id)
         assert.strictEqual(fired.status, "fired")
-        assert.isAtLeast(fired.firedAt!.getTime(), at)
+        assert.isAtLeast(fired.firedAt!.getTime(), fired.fireAt!.getTime())
       }).pipe(Effect.scoped),
     30_000
   )
