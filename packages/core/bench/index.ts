@@ -11,7 +11,7 @@
  *      transaction with the same statements, the checkpoint that follows, and the query plan of
  *      the due query;
  *   3. the real-time runner (`Sqlite.layerRunner`): firing lateness p50/p99/max of 10,000 timers due
- *      over 10 s, seen by a `watch` subscriber and as stored (`firedAt − fireAt`), next to bare
+ *      over 10 s, seen by a `Runner.listen` listener (`TMinus.watch`) and as stored (`firedAt − fireAt`), next to bare
  *      `setTimeout`s for the same instants (the physical limit); and sustained durable fires per
  *      second draining a backlog of 50,000 timers due at once.
  *
@@ -261,7 +261,7 @@ const main = async () => {
       ],
       [
         latenessRow("baseline: bare setTimeout per instant", r.baseline.lateness, false),
-        latenessRow("t-minus: fired transition seen by watch", r.observed.lateness, true),
+        latenessRow("t-minus: fired transition seen by a listener", r.observed.lateness, true),
         latenessRow("t-minus: stored firedAt − fireAt (whole ms)", r.stored, false)
       ]
     )
@@ -291,7 +291,7 @@ const main = async () => {
     )
   )
   log(
-    `  times from the due instant to the watch subscriber; the runner was started ${fmtMs(s3.startupMs)} ms before (open, migrate, start) and fired the backlog in ${fmtInt(s3.firingTicks)} tick(s)`
+    `  times from the due instant to the listener; the runner was started ${fmtMs(s3.startupMs)} ms before (open, migrate, start) and fired the backlog in ${fmtInt(s3.firingTicks)} tick(s)`
   )
   log()
   log(`total bench time ${((performance.now() - started) / 1_000).toFixed(1)} s`)

@@ -3,15 +3,15 @@
  *
  * - lateness: the same instants (10,000 over 10 s, deterministically jittered) fired first by bare
  *   `setTimeout`s, then as timers by the runner. Lateness is when the callback runs (baseline) or
- *   when the `fired` transition reaches a `watch` subscriber (ours), minus the instant; for ours
+ *   when the `fired` transition reaches a `Runner.listen` listener (ours; what `TMinus.watch` uses), minus the instant; for ours
  *   also the stored `firedAt − fireAt` (the tick's instant). The two run one after the other;
  * - sustained fires: a backlog of 50,000 timers all due at the same instant, scheduled while no
  *   runner runs, then drained by a runner started before that instant; fires/s is the backlog over
- *   the time from the instant until a `watch` subscriber has seen the last `fired` transition.
+ *   the time from the instant until a listener has seen the last `fired` transition.
  */
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Stream from "effect/Stream"
 import * as Coordinator from "../src/Coordinator.ts"
 import * as Lifecycle from "../src/Lifecycle.ts"
 import * as Runner from "../src/Runner.ts"
@@ -36,7 +36,7 @@ export interface RunnerFigures {
   readonly events: number
   readonly windowMs: number
   readonly baseline: LatenessRun
-  /** Ours, seen by a `watch` subscriber. */
+  /** Ours, seen by a `Runner.listen` listener. */
   readonly observed: LatenessRun
   /** Ours, as stored: the tick's `now` (`firedAt`) minus `fireAt`, whole milliseconds. */
   readonly stored: Lateness
@@ -171,18 +171,18 @@ const collectFired = (
   return runtime.runPromise(
     Effect.gen(function* () {
       const runner = yield* Runner.Runner
-      yield* runner.watch({ types: ["fired"] }).pipe(
-        Stream.filter((t) => fireAt.has(t.eventId)),
-        Stream.take(fireAt.size),
-        Stream.runForEach((t) =>
-          Effect.sync(() => {
-            const at = fireAt.get(t.eventId)!
-            received.push({ observed: wall() - at, firedAt: t.at.getTime(), fireAt: at })
-          })
-        ),
-        Effect.timeout(timeoutMs),
-        Effect.ignore
+      const all = yield* Deferred.make<void>()
+      const stop = yield* runner.listen(
+        (t) => {
+          const at = fireAt.get(t.eventId)
+          if (at === undefined) return
+          received.push({ observed: wall() - at, firedAt: t.at.getTime(), fireAt: at })
+          if (received.length === fireAt.size) Deferred.unsafeDone(all, Effect.void)
+        },
+        { types: ["fired"] }
       )
+      yield* Effect.ignore(Effect.timeout(Deferred.await(all), timeoutMs))
+      stop()
       return received
     })
   )

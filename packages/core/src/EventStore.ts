@@ -140,12 +140,32 @@ export interface EventStoreShape {
 export const makeChangeSignal = () => {
   let count = 0
   let waiting: Deferred.Deferred<void> | null = null
+  let listeners: Array<() => void> = []
   return {
     bump: (): void => {
       count += 1
       if (waiting !== null) {
         Deferred.unsafeDone(waiting, Effect.void)
         waiting = null
+      }
+      if (listeners.length > 0) {
+        const called = listeners
+        listeners = []
+        for (const listener of called) listener()
+      }
+    },
+    /**
+     * Calls `listener` once, at the first change after `seen` (at once if there was one already);
+     * returns a function that removes it. For waits that must not fork a fiber.
+     */
+    listen: (seen: number, listener: () => void): (() => void) => {
+      if (count > seen) {
+        listener()
+        return () => {}
+      }
+      listeners.push(listener)
+      return () => {
+        listeners = listeners.filter((l) => l !== listener)
       }
     },
     localChanges: Effect.sync(() => count),

@@ -45,6 +45,9 @@ export const CLOCK_CHECK_MS = 60_000
 /** Transitions buffered for `watch` subscribers; past this the slowest one holds the others back. @since 0.1.0 */
 export const WATCH_BUFFER = 4_096
 
+/** The class of the runtime's own clock: waits on it can use a plain timer (see `waitUntil`). */
+const LIVE_CLOCK = Clock.make().constructor
+
 /** Added to an action's own timeout to make the lease of an attempt (see `attemptLeaseMs`). */
 const LEASE_MARGIN_MS = 30_000
 
@@ -108,6 +111,16 @@ export interface WatchFilter {
 export interface RunnerShape {
   /** Every transition committed from now on (by any process on the database), in commit order. */
   readonly watch: (filter?: WatchFilter) => Stream.Stream<Transition>
+  /**
+   * Calls `listener` with the same transitions as `watch`, synchronously as the runner reads them
+   * from the log, until the returned function is called or the runner stops. No stream and no
+   * buffer per subscriber, so much cheaper per transition; a listener must return quickly (one
+   * that throws is logged and skipped).
+   */
+  readonly listen: (
+    listener: (transition: Transition) => void,
+    filter?: WatchFilter
+  ) => Effect.Effect<() => void>
 }
 
 /**
@@ -293,16 +306,39 @@ export const make = (
     /**
      * Sleeps until `at` or a wake-up after `seen` (read before the caller looked at the store),
      * whichever is first. Sleeps are chunked (`chunkMs`): the caller re-reads the clock after each.
+     * On the runtime's own clock this is one timer and one listener; racing two fibers instead
+     * (needed for a `TestClock`) allocates enough per wait to double the runner's GC pauses.
      */
+    const liveClock = (yield* Effect.clock).constructor === LIVE_CLOCK
     const waitUntil = (at: Option.Option<number>, now: number, seen: number): Effect.Effect<void> =>
       Option.isNone(at)
         ? wake.awaitLocalChange(seen)
         : at.value <= now
           ? Effect.void
-          : Effect.race(
-              Effect.sleep(Duration.millis(Math.min(at.value - now, chunkMs))),
-              wake.awaitLocalChange(seen)
-            )
+          : liveClock
+            ? Effect.async<void>((resume) => {
+                let done = false
+                let timer: ReturnType<typeof setTimeout> | undefined
+                let stop = () => {}
+                const finish = () => {
+                  if (done) return
+                  done = true
+                  if (timer !== undefined) clearTimeout(timer)
+                  stop()
+                  resume(Effect.void)
+                }
+                stop = wake.listen(seen, finish)
+                if (!done) timer = setTimeout(finish, Math.min(at.value - now, chunkMs))
+                return Effect.sync(() => {
+                  done = true
+                  if (timer !== undefined) clearTimeout(timer)
+                  stop()
+                })
+              })
+            : Effect.race(
+                Effect.sleep(Duration.millis(Math.min(at.value - now, chunkMs))),
+                wake.awaitLocalChange(seen)
+              )
 
     // The clock loop: tick whatever is due, then sleep until the next due instant or a change.
     yield* Effect.forkScoped(
@@ -440,17 +476,39 @@ export const make = (
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
     let watchers = 0
     let lastSeq = 0
+    const listeners = new Set<{
+      readonly call: (t: Transition) => void
+      readonly match: (t: Transition) => boolean
+    }>()
+    const notify = (rows: ReadonlyArray<Transition>) =>
+      Effect.sync(() => {
+        let failed: unknown
+        for (const row of rows) {
+          for (const l of listeners) {
+            if (!l.match(row)) continue
+            try {
+              l.call(row)
+            } catch (error) {
+              failed = error
+            }
+          }
+        }
+        return failed
+      })
     yield* Effect.forkScoped(
       Effect.forever(
         survive(
           "watch",
           Effect.gen(function* () {
             const seen = yield* wake.localChanges
-            if (watchers > 0) {
+            if (watchers + listeners.size > 0) {
               const rows = yield* store.historySince(lastSeq, 1_000)
               if (rows.length > 0) {
                 lastSeq = rows[rows.length - 1]!.seq
-                yield* PubSub.publishAll(hub, rows)
+                const failed = yield* notify(rows)
+                if (failed !== undefined)
+                  yield* Effect.logWarning("t-minus runner: a watch listener threw", failed)
+                if (watchers > 0) yield* PubSub.publishAll(hub, rows)
                 return
               }
             }
@@ -459,9 +517,20 @@ export const make = (
         )
       )
     )
+    /** A first subscriber starts the tail at the end of the log. */
+    const startTail = Effect.suspend(() =>
+      watchers + listeners.size === 0
+        ? Effect.map(
+            Effect.orElseSucceed(store.lastHistorySeq, () => lastSeq),
+            (seq) => {
+              lastSeq = seq
+            }
+          )
+        : Effect.void
+    )
     const subscribe = Effect.acquireRelease(
       Effect.gen(function* () {
-        if (watchers === 0) lastSeq = yield* Effect.orElseSucceed(store.lastHistorySeq, () => lastSeq)
+        yield* startTail
         const queue = yield* PubSub.subscribe(hub)
         watchers += 1
         wake.bump()
@@ -474,6 +543,16 @@ export const make = (
     )
 
     return {
+      listen: (call, filter = {}) =>
+        Effect.gen(function* () {
+          yield* startTail
+          const entry = { call, match: matches(filter) }
+          listeners.add(entry)
+          wake.bump()
+          return () => {
+            listeners.delete(entry)
+          }
+        }),
       watch: (filter = {}) =>
         Stream.filter(
           Stream.unwrapScoped(Effect.map(subscribe, (queue) => Stream.fromQueue(queue))),

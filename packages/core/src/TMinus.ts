@@ -18,11 +18,9 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import {
   type CancelOptions,
   Coordinator,
@@ -208,15 +206,21 @@ export class TMinus {
    */
   watch(listener: (transition: Transition) => void, filter?: Runner.WatchFilter): () => void {
     const runtime = this.runtime as ManagedRuntime.ManagedRuntime<Coordinator | Runner.Runner, unknown>
-    const fiber = runtime.runFork(
+    let stopped = false
+    let stop: (() => void) | undefined
+    runtime.runFork(
       Effect.flatMap(Effect.serviceOption(Runner.Runner), (runner) =>
         Option.isNone(runner)
           ? Effect.die(new Error("TMinus.watch needs an engine started with { runner: true }"))
-          : Stream.runForEach(runner.value.watch(filter), (t) => Effect.sync(() => listener(t)))
+          : Effect.map(runner.value.listen(listener, filter), (unlisten) => {
+              if (stopped) unlisten()
+              else stop = unlisten
+            })
       )
     )
     return () => {
-      runtime.runFork(Fiber.interrupt(fiber))
+      stopped = true
+      stop?.()
     }
   }
   /** Closes the store (and the database file), stopping the runner first. */

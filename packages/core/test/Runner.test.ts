@@ -215,6 +215,27 @@ for (const [backend, store] of backends) {
       )
     )
 
+    it.effect("listen calls back with the same transitions, filtered, until stopped", () =>
+      scenario(
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const runner = yield* startRunner()
+          const seen: Array<string> = []
+          const stop = yield* runner.listen((t) => seen.push(`${t.type}:${t.actor}`), { agent: "bob" })
+          const e = yield* c.schedule({ kind: "review", at: "+1m", attendees: ["alice", "bob"], quorum: 1 })
+          yield* c.schedule({ kind: "review", at: "+1m", attendees: ["carol"], quorum: 1 })
+          yield* c.confirm(e.id, "bob")
+          yield* advance(MIN)
+          assert.deepStrictEqual(seen, ["scheduled:organizer", "confirmed:bob", "fired:t-minus"])
+          stop()
+          yield* c.scheduleTimer({ in: "1m", name: "after" })
+          yield* c.schedule({ kind: "review", at: "+1m", attendees: ["bob"], quorum: 1 })
+          yield* advance(MIN)
+          assert.strictEqual(seen.length, 3)
+        })
+      )
+    )
+
     it.effect("every watch stream ends when the runner stops", () =>
       scenario(
         Effect.gen(function* () {
