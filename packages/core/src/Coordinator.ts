@@ -357,10 +357,14 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
                 if (outcome.report === "fired") firedAt.set(event.id, now)
                 if (outcome.report === "missed") failed.push(event.id)
               }
+              // Whether this batch can have made other events due now (released or doomed
+              // dependents, next occurrences); otherwise a short batch was the last one.
+              let touchedOthers = false
               if (firedAt.size > 0) {
                 for (const { predecessorId, event } of yield* store.dependents([...firedAt.keys()])) {
                   const current = updated.get(event.id) ?? event
                   if (current.status !== "scheduled") continue
+                  touchedOthers = true
                   const outcome = Lifecycle.release(current, predecessorId, firedAt.get(predecessorId)!, now)
                   updated.set(event.id, outcome.event)
                   history.push(...outcome.history)
@@ -368,6 +372,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               }
               if (failed.length > 0) {
                 for (const { event } of yield* store.dependents(failed)) {
+                  touchedOthers = true
                   const current = updated.get(event.id) ?? event
                   updated.set(event.id, Lifecycle.doom(current, now))
                 }
@@ -375,6 +380,8 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               yield* commit([...updated.values()], history)
               const ended = [...updated.values()].filter((e) => e.status !== "scheduled")
               if (ended.length > 0) yield* afterEnd(ended, now, waitedUntil)
+              if (due.length < TICK_BATCH && !touchedOthers && ended.every((e) => e.recurrence === null))
+                break
             }
             const ids = (events: Array<Event>) => events.sort(Lifecycle.byFireTime).map((e) => e.id)
             return { fired: ids(reports.fired), missed: ids(reports.missed), deferred: ids(reports.deferred) }
