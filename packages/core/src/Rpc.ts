@@ -1,0 +1,175 @@
+/**
+ * The RPC contract of t-minus (SPEC 8): every coordinator operation, `watch` (a stream of
+ * transitions) and `waitFor`, as an `@effect/rpc` group over the core's schemas. Servers and
+ * clients both import it from `@t-minus/core/rpc`; it holds no server code.
+ *
+ * Payloads are checked in two steps: the schemas here check shapes (types of fields) at the wire,
+ * then the coordinator checks meaning and names the field (`InvalidInput`), exactly as in
+ * embedded use. Who calls (tenant, principal, role) is not in any payload: it comes from the
+ * connection's credentials, added by the server.
+ *
+ * @since 0.1.0
+ */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
+import { CoordinatorError } from "./Errors.ts"
+import {
+  Action,
+  Campaign,
+  CatchUpPolicy,
+  DeliveryStatus,
+  Event,
+  EventStatus,
+  HistoryEntry,
+  MisfirePolicy,
+  QueuedAction,
+  Transition
+} from "./Event.ts"
+
+/** An instant: epoch milliseconds, ISO 8601, or the time grammar (`+10m`, `in 2h`, …). @since 0.1.0 */
+export const TimeInput = Schema.Union(Schema.Number, Schema.String)
+
+/** A duration: milliseconds, or the time grammar (`90s`, `1h30m`). @since 0.1.0 */
+export const DurationInput = Schema.Union(Schema.Number, Schema.String)
+
+const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optional(schema)
+
+/** What `schedule` takes (`Lifecycle.ScheduleInput`). @since 0.1.0 */
+export const ScheduleInput = Schema.Struct({
+  kind: Schema.String,
+  at: optional(TimeInput),
+  after: optional(
+    Schema.Union(Schema.String, Schema.Struct({ eventId: Schema.String, offset: optional(DurationInput) }))
+  ),
+  tMinus: optional(DurationInput),
+  name: optional(Schema.String),
+  organizer: optional(Schema.String),
+  attendees: optional(Schema.Array(Schema.String)),
+  quorum: optional(Schema.Number),
+  payload: optional(Schema.Unknown),
+  onFire: optional(Schema.Array(Action)),
+  onMiss: optional(Schema.Array(Action)),
+  maxDeferrals: optional(Schema.Number),
+  deadline: optional(TimeInput),
+  misfire: optional(MisfirePolicy),
+  recurrence: optional(
+    Schema.Struct({ cron: Schema.String, tz: optional(Schema.String), catchUp: optional(CatchUpPolicy) })
+  )
+})
+
+/** What `scheduleTimer` takes (`Lifecycle.TimerInput`). @since 0.1.0 */
+export const TimerInput = Schema.Struct({
+  at: optional(TimeInput),
+  in: optional(DurationInput),
+  name: optional(Schema.String),
+  organizer: optional(Schema.String),
+  payload: optional(Schema.Unknown),
+  onFire: optional(Schema.Array(Action)),
+  misfire: optional(MisfirePolicy),
+  recurrence: ScheduleInput.fields.recurrence
+})
+
+/** How `waitFor` ended: the event's terminal state, or `timeout` with the event as it stands. @since 0.1.0 */
+export const WaitResult = Schema.Struct({
+  outcome: Schema.Literal("fired", "missed", "cancelled", "timeout"),
+  event: Event
+})
+/** @since 0.1.0 */
+export type WaitResult = typeof WaitResult.Type
+
+const eventOp = <const Tag extends string, Fields extends Schema.Struct.Fields>(tag: Tag, payload: Fields) =>
+  Rpc.make(tag, { payload, success: Event, error: CoordinatorError })
+
+/**
+ * Every operation, named as the coordinator (and `TMinus`) names it.
+ *
+ * @since 0.1.0
+ */
+export class TMinusRpcs extends RpcGroup.make(
+  eventOp("schedule", { input: ScheduleInput }),
+  Rpc.make("scheduleMany", {
+    payload: { inputs: Schema.Array(ScheduleInput) },
+    success: Schema.Array(Event),
+    error: CoordinatorError
+  }),
+  eventOp("scheduleTimer", { input: TimerInput }),
+  eventOp("confirm", { eventId: Schema.String, agent: Schema.String }),
+  eventOp("defer", { eventId: Schema.String, agent: Schema.String, duration: DurationInput }),
+  eventOp("decline", { eventId: Schema.String, agent: Schema.String }),
+  eventOp("cancel", {
+    eventId: Schema.String,
+    reason: optional(Schema.String),
+    actor: optional(Schema.String),
+    endSeries: optional(Schema.Boolean)
+  }),
+  eventOp("reschedule", { eventId: Schema.String, at: TimeInput, actor: optional(Schema.String) }),
+  eventOp("get", { eventId: Schema.String }),
+  Rpc.make("list", {
+    payload: {
+      status: optional(Schema.Union(EventStatus, Schema.Array(EventStatus))),
+      kind: optional(Schema.String),
+      attendee: optional(Schema.String),
+      campaignId: optional(Schema.String),
+      limit: optional(Schema.Number)
+    },
+    success: Schema.Array(Event),
+    error: CoordinatorError
+  }),
+  Rpc.make("history", {
+    payload: { eventId: Schema.String },
+    success: Schema.Array(HistoryEntry),
+    error: CoordinatorError
+  }),
+  Rpc.make("listActions", {
+    payload: {
+      status: optional(DeliveryStatus),
+      eventId: optional(Schema.String),
+      limit: optional(Schema.Number)
+    },
+    success: Schema.Array(QueuedAction),
+    error: CoordinatorError
+  }),
+  Rpc.make("retryAction", {
+    payload: { key: Schema.String, actor: optional(Schema.String) },
+    success: QueuedAction,
+    error: CoordinatorError
+  }),
+  Rpc.make("createCampaign", {
+    payload: { name: Schema.String },
+    success: Campaign,
+    error: CoordinatorError
+  }),
+  eventOp("addToCampaign", { campaignId: Schema.String, event: Schema.Union(Schema.String, ScheduleInput) }),
+  Rpc.make("link", {
+    payload: { campaignId: Schema.String, from: Schema.String, to: Schema.String },
+    success: Campaign,
+    error: CoordinatorError
+  }),
+  Rpc.make("executionOrder", {
+    payload: { campaignId: Schema.String },
+    success: Schema.Array(Schema.String),
+    error: CoordinatorError
+  }),
+  Rpc.make("getCampaign", {
+    payload: { campaignId: Schema.String },
+    success: Campaign,
+    error: CoordinatorError
+  }),
+  Rpc.make("listCampaigns", { success: Schema.Array(Campaign), error: CoordinatorError }),
+  Rpc.make("watch", {
+    payload: {
+      eventId: optional(Schema.String),
+      campaignId: optional(Schema.String),
+      agent: optional(Schema.String),
+      types: optional(Schema.Array(Transition.fields.type))
+    },
+    success: Transition,
+    stream: true
+  }),
+  Rpc.make("waitFor", {
+    payload: { eventId: Schema.String, timeout: optional(DurationInput) },
+    success: WaitResult,
+    error: CoordinatorError
+  })
+) {}
