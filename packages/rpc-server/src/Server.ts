@@ -9,13 +9,15 @@ import { createServer } from "node:http"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
-import type { StorageError } from "@t-minus/core"
+import { EventStore, type StorageError } from "@t-minus/core"
 import { TMinusRpcs } from "@t-minus/core/rpc"
 import * as RpcHandlers from "@t-minus/core/rpc-handlers"
 import * as Sqlite from "@t-minus/core/sqlite"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
 /**
@@ -46,6 +48,26 @@ const routes = Layer.mergeAll(
 )
 
 /**
+ * `GET /healthz`: the process serves (200). `GET /readyz`: the store answers a read (200), or
+ * 503 with the reason, so a load balancer stops sending work to a server whose database is gone.
+ */
+const health = HttpLayerRouter.use((router) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore.EventStore
+    yield* router.add("GET", "/healthz", HttpServerResponse.unsafeJson({ status: "ok" }))
+    yield* router.add(
+      "GET",
+      "/readyz",
+      Effect.match(store.nextDueAt, {
+        onFailure: (error) =>
+          HttpServerResponse.unsafeJson({ status: "unavailable", reason: error.message }, { status: 503 }),
+        onSuccess: () => HttpServerResponse.unsafeJson({ status: "ready" })
+      })
+    )
+  })
+)
+
+/**
  * The server, listening while the layer is alive. It also provides the `HttpServer` (its address).
  *
  * @since 0.1.0
@@ -53,7 +75,7 @@ const routes = Layer.mergeAll(
 export const layer = (
   options: ServerOptions = {}
 ): Layer.Layer<HttpServer.HttpServer, ServeError | StorageError> =>
-  HttpLayerRouter.serve(routes, { disableListenLog: true, disableLogger: true }).pipe(
+  HttpLayerRouter.serve(Layer.merge(routes, health), { disableListenLog: true, disableLogger: true }).pipe(
     Layer.provide(RpcHandlers.layer),
     Layer.provide(Sqlite.layerRunner({ filename: options.db ?? Sqlite.DEFAULT_FILENAME })),
     Layer.provideMerge(

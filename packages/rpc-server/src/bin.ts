@@ -23,6 +23,8 @@ Options (each also read from the environment variable shown):
 Endpoints on the one port:
   POST /rpc      the RPC contract over streaming HTTP (ndjson)
   GET  /ws       the same over a WebSocket (JSON frames)
+  GET  /healthz  200 while the process serves
+  GET  /readyz   200 when the store answers, 503 with the reason when it does not
 
 It prints "t-minus-server listening on http://<host>:<port>" once it accepts requests.
 SIGTERM or SIGINT stops it gracefully: no new requests, in-flight ones finish, the store closes.

@@ -46,6 +46,24 @@ const wsClient = (base: string) =>
   )
 
 describe("t-minus-server on 127.0.0.1", () => {
+  it.live("/healthz and /readyz answer; unknown paths are 404", () =>
+    Effect.gen(function* () {
+      const base = yield* startServer
+      const get = (path: string) =>
+        Effect.promise(async () => {
+          const res = await fetch(`http://${base}${path}`)
+          return { status: res.status, body: await res.text() }
+        })
+      const healthz = yield* get("/healthz")
+      assert.strictEqual(healthz.status, 200)
+      assert.deepStrictEqual(JSON.parse(healthz.body), { status: "ok" })
+      const readyz = yield* get("/readyz")
+      assert.strictEqual(readyz.status, 200)
+      assert.deepStrictEqual(JSON.parse(readyz.body), { status: "ready" })
+      assert.strictEqual((yield* get("/nope")).status, 404)
+    }).pipe(Effect.scoped)
+  )
+
   for (const [protocol, connect] of [
     ["HTTP (ndjson)", httpClient],
     ["WebSocket", wsClient]
