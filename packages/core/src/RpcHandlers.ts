@@ -7,7 +7,6 @@
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import { Coordinator } from "./Coordinator.ts"
 import type { Event } from "./Event.ts"
 import * as Lifecycle from "./Lifecycle.ts"
@@ -49,13 +48,7 @@ export const layer = TMinusRpcs.toLayer(
       watch: (filter) => runner.watch(filter),
       waitFor: ({ eventId, timeout }) =>
         Effect.gen(function* () {
-          const timeoutMs =
-            timeout === undefined
-              ? null
-              : yield* Either.match(Lifecycle.durationMs(timeout, "timeout"), {
-                  onLeft: (e) => Effect.fail(e),
-                  onRight: (ms) => Effect.succeed(ms)
-                })
+          const timeoutMs = timeout === undefined ? null : yield* Lifecycle.durationMs(timeout, "timeout")
           const done = yield* Deferred.make<void>()
           // Listen first, then look: an end between the two is not missed.
           const stop = yield* runner.listen(() => Deferred.unsafeDone(done, Effect.void), {

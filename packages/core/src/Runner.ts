@@ -45,9 +45,6 @@ export const CLOCK_CHECK_MS = 60_000
 /** Transitions buffered for `watch` subscribers; past this the slowest one holds the others back. @since 0.1.0 */
 export const WATCH_BUFFER = 4_096
 
-/** The class of the runtime's own clock: waits on it can use a plain timer (see `waitUntil`). */
-const LIVE_CLOCK = Clock.make().constructor
-
 /** Added to an action's own timeout to make the lease of an attempt (see `attemptLeaseMs`). */
 const LEASE_MARGIN_MS = 30_000
 
@@ -306,39 +303,43 @@ export const make = (
     /**
      * Sleeps until `at` or a wake-up after `seen` (read before the caller looked at the store),
      * whichever is first. Sleeps are chunked (`chunkMs`): the caller re-reads the clock after each.
-     * On the runtime's own clock this is one timer and one listener; racing two fibers instead
-     * (needed for a `TestClock`) allocates enough per wait to double the runner's GC pauses.
+     * One sleep on the `Clock` (as a detached fiber) and one listener on the signal: an
+     * `Effect.race` of the two (two supervised child fibers per wait) added visibly to the
+     * runner's GC pauses (docs/benchmarks.md).
      */
-    const liveClock = (yield* Effect.clock).constructor === LIVE_CLOCK
+    const clock = yield* Effect.clock
     const waitUntil = (at: Option.Option<number>, now: number, seen: number): Effect.Effect<void> =>
       Option.isNone(at)
         ? wake.awaitLocalChange(seen)
         : at.value <= now
           ? Effect.void
-          : liveClock
-            ? Effect.async<void>((resume) => {
-                let done = false
-                let timer: ReturnType<typeof setTimeout> | undefined
-                let stop = () => {}
-                const finish = () => {
-                  if (done) return
-                  done = true
-                  if (timer !== undefined) clearTimeout(timer)
-                  stop()
-                  resume(Effect.void)
-                }
-                stop = wake.listen(seen, finish)
-                if (!done) timer = setTimeout(finish, Math.min(at.value - now, chunkMs))
-                return Effect.sync(() => {
-                  done = true
-                  if (timer !== undefined) clearTimeout(timer)
-                  stop()
-                })
+          : Effect.async<void>((resume) => {
+              let done = false
+              let cancelSleep = () => {}
+              let stop = () => {}
+              const finish = () => {
+                if (done) return
+                done = true
+                cancelSleep()
+                stop()
+                resume(Effect.void)
+              }
+              stop = wake.listen(seen, finish)
+              if (!done) {
+                const interrupt = Effect.runCallback(
+                  clock.sleep(Duration.millis(Math.min(at.value - now, chunkMs))),
+                  {
+                    onExit: finish
+                  }
+                )
+                cancelSleep = () => interrupt()
+              }
+              return Effect.sync(() => {
+                done = true
+                cancelSleep()
+                stop()
               })
-            : Effect.race(
-                Effect.sleep(Duration.millis(Math.min(at.value - now, chunkMs))),
-                wake.awaitLocalChange(seen)
-              )
+            })
 
     // The clock loop: tick whatever is due, then sleep until the next due instant or a change.
     yield* Effect.forkScoped(
@@ -363,7 +364,7 @@ export const make = (
     // concurrently, record each outcome in the event's history. The lease's instant doubles as the
     // claim's token: an outcome that comes back after someone else claimed the action again (or it
     // was retried by hand) goes into history but leaves the action's state alone.
-    const running = new Map<string, number>()
+    const running = new Set<string>()
     const optional = yield* Effect.all({
       exec: Effect.serviceOption(CommandExecutor.CommandExecutor),
       fs: Effect.serviceOption(FileSystem.FileSystem),
@@ -447,7 +448,7 @@ export const make = (
               const { blocked, claimed } = yield* claim(now, concurrency - running.size)
               for (const queued of claimed) {
                 const leaseAt = queued.nextAttemptAt!.getTime()
-                running.set(queued.key, leaseAt)
+                running.add(queued.key)
                 yield* Effect.forkScoped(
                   survive(`action ${queued.key}`, deliverOne(queued, leaseAt)).pipe(
                     Effect.ensuring(
