@@ -26,7 +26,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { InvalidInput } from "./Errors.ts"
 import type { Action, ActionTransition } from "./Event.ts"
-import { Event } from "./Event.ts"
+import { DEFAULT_TENANT, Event } from "./Event.ts"
 
 /**
  * What an allow-listed command name runs: a program and its fixed leading arguments. The action's
@@ -246,6 +246,7 @@ const SAMPLE_CONTEXT: ActionContext = {
   attempt: 1,
   event: {
     id: "",
+    tenant: DEFAULT_TENANT,
     kind: "timer",
     name: null,
     organizer: "",

@@ -10,6 +10,8 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as CampaignGraph from "./CampaignGraph.ts"
@@ -22,9 +24,11 @@ import {
   EventNotFound,
   EventTerminal,
   InvalidInput,
+  ResourceExhausted,
   type StorageError
 } from "./Errors.ts"
 import type { Action, Campaign, Event, HistoryEntry, QueuedAction, TickResult } from "./Event.ts"
+import { DEFAULT_TENANT } from "./Event.ts"
 import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import { EventStore } from "./EventStore.ts"
 import { uuidv7 } from "./internal/uuid.ts"
@@ -115,6 +119,43 @@ export interface CoordinatorShape {
 }
 
 /**
+ * Whom the coordinator works for in the current fiber (SPEC 8). Within a scope, new events and
+ * campaigns belong to `tenant`; another tenant's events, campaigns and actions answer *not
+ * found*; lists hold only the tenant's own. `maxActiveEvents` caps the tenant's scheduled events
+ * (checked in the scheduling transaction, so concurrent requests cannot overshoot it).
+ *
+ * @since 0.1.0
+ */
+export interface TenantScope {
+  readonly tenant: string
+  readonly maxActiveEvents?: number | undefined
+}
+
+/**
+ * The current `TenantScope`; `null` (the default, embedded use) sees every tenant and makes new
+ * things in `DEFAULT_TENANT`. The runner works unscoped.
+ *
+ * @since 0.1.0
+ */
+export const currentTenant: FiberRef.FiberRef<TenantScope | null> = globalValue(
+  Symbol.for("@t-minus/core/Coordinator/currentTenant"),
+  () => FiberRef.unsafeMake<TenantScope | null>(null)
+)
+
+/**
+ * Runs `effect` for one tenant.
+ *
+ * @since 0.1.0
+ */
+export const withTenant =
+  (scope: TenantScope) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.locally(effect, currentTenant, scope)
+
+/** How long a tenant at its active-events quota should wait when nothing of it is due soon. */
+const QUOTA_RETRY_FALLBACK_MS = 60_000
+
+/**
  * The coordination engine.
  *
  * @since 0.1.0
@@ -161,8 +202,20 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       return Either.right(event)
     }
 
-    const load = (eventId: string): Effect.Effect<Event, EventNotFound | StorageError> =>
+    /** Whether the current scope sees something of `tenant`. */
+    const visible = (tenant: string) =>
+      Effect.map(FiberRef.get(currentTenant), (scope) => scope === null || scope.tenant === tenant)
+
+    /** The event, if it exists and the current scope sees it. */
+    const find = (eventId: string): Effect.Effect<Option.Option<Event>, StorageError> =>
       Effect.flatMap(store.getEvent(eventId), (found) =>
+        Option.isNone(found)
+          ? Effect.succeed(found)
+          : Effect.map(visible(found.value.tenant), (seen) => (seen ? found : Option.none()))
+      )
+
+    const load = (eventId: string): Effect.Effect<Event, EventNotFound | StorageError> =>
+      Effect.flatMap(find(eventId), (found) =>
         Option.match(found, {
           onNone: () => Effect.fail(new EventNotFound({ eventId })),
           onSome: Effect.succeed
@@ -171,11 +224,36 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
 
     const loadCampaign = (campaignId: string): Effect.Effect<Campaign, CampaignNotFound | StorageError> =>
       Effect.flatMap(store.getCampaign(campaignId), (found) =>
-        Option.match(found, {
-          onNone: () => Effect.fail(new CampaignNotFound({ campaignId })),
-          onSome: Effect.succeed
-        })
+        Option.isNone(found)
+          ? Effect.fail(new CampaignNotFound({ campaignId }))
+          : Effect.flatMap(visible(found.value.tenant), (seen) =>
+              seen ? Effect.succeed(found.value) : Effect.fail(new CampaignNotFound({ campaignId }))
+            )
       )
+
+    /**
+     * Fails with `ResourceExhausted` when `count` more scheduled events would pass the scope's
+     * quota. Runs inside the scheduling transaction.
+     */
+    const admit = (count: number, now: number) =>
+      Effect.flatMap(FiberRef.get(currentTenant), (scope) => {
+        const limit = scope?.maxActiveEvents
+        if (scope === null || limit === undefined) return Effect.void
+        return Effect.flatMap(store.countEvents({ tenant: scope.tenant, status: "scheduled" }), (active) =>
+          active + count <= limit
+            ? Effect.void
+            : Effect.flatMap(
+                store.listEvents({ tenant: scope.tenant, status: "scheduled", limit: 1 }),
+                (earliest) => {
+                  // The earliest a slot frees: when the tenant's next event is due to end.
+                  const next = earliest[0]?.dueAt ?? earliest[0]?.fireAt ?? null
+                  const retryAfterMs =
+                    next === null ? QUOTA_RETRY_FALLBACK_MS : Math.max(1_000, next.getTime() - now)
+                  return Effect.fail(new ResourceExhausted({ resource: "activeEvents", limit, retryAfterMs }))
+                }
+              )
+        )
+      })
 
     const commit = (events: ReadonlyArray<Event>, history: ReadonlyArray<HistoryEntry>) =>
       Effect.zipRight(store.updateEvents(events), store.appendHistory(history))
@@ -183,7 +261,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     /** Resolves the predecessor of a relative start: its fire time may be known already. */
     const resolveAfter = (event: Event, after: NonNullable<Event["after"]>, now: number) =>
       Effect.gen(function* () {
-        const predecessor = yield* store.getEvent(after.eventId)
+        const predecessor = yield* find(after.eventId)
         if (Option.isNone(predecessor)) {
           return yield* new InvalidInput({
             field: "after",
@@ -206,8 +284,12 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       })
 
     /** Validates one request (synchronously, unless it starts after another event). */
-    const build = (input: Lifecycle.ScheduleInput, now: number): Effect.Effect<Event, CoordinatorError> => {
-      const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now), checkAllowed)
+    const build = (
+      input: Lifecycle.ScheduleInput,
+      now: number,
+      tenant: string
+    ): Effect.Effect<Event, CoordinatorError> => {
+      const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
       if (Either.isLeft(built)) return Effect.fail(built.left)
       const event = built.right
       return event.after === null ? Effect.succeed(event) : resolveAfter(event, event.after, now)
@@ -231,6 +313,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     const scheduleMany = (inputs: ReadonlyArray<Lifecycle.ScheduleInput>) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
+        const tenant = (yield* FiberRef.get(currentTenant))?.tenant ?? DEFAULT_TENANT
         return yield* store.transaction(
           Effect.gen(function* () {
             const events: Array<Event> = []
@@ -238,13 +321,17 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               const input = inputs[i]!
               if (input.after === undefined) {
                 // The common case stays out of Effect: one plain validation per event.
-                const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now), checkAllowed)
+                const built = Either.flatMap(
+                  Lifecycle.buildEvent(input, uuidv7(now), now, tenant),
+                  checkAllowed
+                )
                 if (Either.isLeft(built)) return yield* Effect.fail(prefixField(i)(built.left))
                 events.push(built.right)
               } else {
-                events.push(yield* Effect.mapError(build(input, now), prefixField(i)))
+                events.push(yield* Effect.mapError(build(input, now, tenant), prefixField(i)))
               }
             }
+            yield* admit(events.length, now)
             yield* insert(events, now)
             return events as ReadonlyArray<Event>
           })
@@ -254,9 +341,11 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     const schedule = (input: Lifecycle.ScheduleInput) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
+        const tenant = (yield* FiberRef.get(currentTenant))?.tenant ?? DEFAULT_TENANT
         return yield* store.transaction(
           Effect.gen(function* () {
-            const event = yield* build(input, now)
+            const event = yield* build(input, now, tenant)
+            yield* admit(1, now)
             yield* insert([event], now)
             return event
           })
@@ -492,7 +581,9 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
                 message: `limit: must be a whole number ≥ 0, got ${filter.limit}`
               })
             )
-          : store.listEvents(filter),
+          : Effect.flatMap(FiberRef.get(currentTenant), (scope) =>
+              store.listEvents(scope === null ? filter : { ...filter, tenant: scope.tenant })
+            ),
       history: (eventId) => Effect.zipRight(load(eventId), store.history(eventId)),
       tick,
       cleanup: (olderThan = 0) =>
@@ -511,8 +602,10 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
             })
           }
           const now = yield* Clock.currentTimeMillis
+          const scope = yield* FiberRef.get(currentTenant)
           const campaign: Campaign = {
             id: uuidv7(now),
+            tenant: scope?.tenant ?? DEFAULT_TENANT,
             name,
             events: [],
             dependencies: [],
@@ -528,7 +621,8 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
             Effect.gen(function* () {
               const campaign = yield* loadCampaign(campaignId)
               if (typeof target === "string") return yield* addExisting(campaign, yield* load(target), now)
-              const event = yield* build(target, now)
+              const event = yield* build(target, now, campaign.tenant)
+              yield* admit(1, now)
               yield* insert([event], now)
               return yield* addExisting(campaign, event, now)
             })
@@ -565,15 +659,21 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
           return CampaignGraph.executionOrder(campaign.events, yield* dependencyEdges(campaign))
         }),
       getCampaign: loadCampaign,
-      listCampaigns: () => store.listCampaigns,
-      listActions: (filter = {}) => store.listActions(filter),
+      listCampaigns: () =>
+        Effect.flatMap(FiberRef.get(currentTenant), (scope) => store.listCampaigns(scope?.tenant)),
+      listActions: (filter = {}) =>
+        Effect.flatMap(FiberRef.get(currentTenant), (scope) =>
+          store.listActions(scope === null ? filter : { ...filter, tenant: scope.tenant })
+        ),
       retryAction: (key, retryOptions = {}) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
           return yield* store.transaction(
             Effect.gen(function* () {
               const found = yield* store.getAction(key)
-              if (Option.isNone(found)) return yield* new ActionNotFound({ key })
+              if (Option.isNone(found) || Option.isNone(yield* find(found.value.eventId))) {
+                return yield* new ActionNotFound({ key })
+              }
               const action = found.value
               if (action.status === "pending") return action
               if (action.status === "delivered") {

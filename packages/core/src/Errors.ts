@@ -118,6 +118,52 @@ export class ActionNotFound extends Schema.TaggedError<ActionNotFound>()("Action
  *
  * @since 0.1.0
  */
+/**
+ * A tenant's quota is used up (SPEC 8): `activeEvents` (scheduled events at once) or `requests`
+ * (per second). `retryAfterMs` says when trying again can succeed.
+ *
+ * @since 0.1.0
+ */
+export class ResourceExhausted extends Schema.TaggedError<ResourceExhausted>()("ResourceExhausted", {
+  resource: Schema.Literal("activeEvents", "requests"),
+  limit: Schema.Number,
+  retryAfterMs: Schema.Number
+}) {
+  override get message() {
+    return this.resource === "activeEvents"
+      ? `quota: at most ${this.limit} active events; retry after ${this.retryAfterMs} ms`
+      : `quota: at most ${this.limit} requests per second; retry after ${this.retryAfterMs} ms`
+  }
+}
+
+/**
+ * The caller is known but may not do this (SPEC 8): a viewer writing, an agent answering for
+ * another agent, a cancel or reschedule by someone other than the organizer or an admin.
+ *
+ * @since 0.1.0
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.operation}: forbidden: ${this.reason}`
+  }
+}
+
+/**
+ * No valid credentials: a missing, unknown or revoked API key.
+ *
+ * @since 0.1.0
+ */
+export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unauthenticated", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `unauthenticated: ${this.reason}`
+  }
+}
+
 export type CoordinatorError =
   | InvalidInput
   | EventNotFound
@@ -127,6 +173,7 @@ export type CoordinatorError =
   | CycleDetected
   | CampaignMembership
   | ActionNotFound
+  | ResourceExhausted
   | StorageError
 
 /**
@@ -143,5 +190,6 @@ export const CoordinatorError = Schema.Union(
   CycleDetected,
   CampaignMembership,
   ActionNotFound,
+  ResourceExhausted,
   StorageError
 )

@@ -7,6 +7,13 @@
  */
 import * as Schema from "effect/Schema"
 
+/**
+ * The tenant of everything made without one: embedded use, and a server without API keys.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_TENANT = "default"
+
 /** The kinds built into t-minus; anything else is `custom:<name>`. @since 0.1.0 */
 export const BUILTIN_KINDS = ["meeting", "checkpoint", "review", "deploy", "timer"] as const
 
@@ -148,6 +155,8 @@ export type Recurrence = typeof Recurrence.Type
  */
 export const Event = Schema.Struct({
   id: Schema.String,
+  /** Whose event it is (SPEC 8); embedded use keeps everything in `DEFAULT_TENANT`. */
+  tenant: Schema.String,
   kind: EventKind,
   name: Schema.NullOr(Schema.String),
   organizer: Schema.String,
@@ -228,7 +237,9 @@ export const Transition = Schema.Struct({
   actor: Schema.String,
   detail: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   campaignId: Schema.NullOr(Schema.String),
-  agents: Schema.Array(Schema.String)
+  agents: Schema.Array(Schema.String),
+  /** The event's tenant (`DEFAULT_TENANT` once the event was cleaned up). */
+  tenant: Schema.String
 })
 /** @since 0.1.0 */
 export type Transition = typeof Transition.Type
@@ -292,6 +303,7 @@ export type TickResult = typeof TickResult.Type
  */
 export const Campaign = Schema.Struct({
   id: Schema.String,
+  tenant: Schema.String,
   name: Schema.String,
   events: Schema.Array(Schema.String),
   dependencies: Schema.Array(Schema.Tuple(Schema.String, Schema.String)),

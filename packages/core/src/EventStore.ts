@@ -22,6 +22,7 @@ import type {
   QueuedAction,
   Transition
 } from "./Event.ts"
+import { DEFAULT_TENANT } from "./Event.ts"
 import type { Predecessor } from "./Lifecycle.ts"
 import { byFireTime } from "./Lifecycle.ts"
 
@@ -31,6 +32,7 @@ import { byFireTime } from "./Lifecycle.ts"
  * @since 0.1.0
  */
 export interface EventFilter {
+  readonly tenant?: string | undefined
   readonly status?: EventStatus | ReadonlyArray<EventStatus> | undefined
   readonly kind?: string | undefined
   readonly attendee?: string | undefined
@@ -44,6 +46,8 @@ export interface EventFilter {
  * @since 0.1.0
  */
 export interface ActionFilter {
+  /** Actions of this tenant's events only. */
+  readonly tenant?: string | undefined
   readonly status?: DeliveryStatus | undefined
   readonly eventId?: string | undefined
   readonly limit?: number | undefined
@@ -70,6 +74,8 @@ export interface EventStoreShape {
   readonly getEvent: (id: string) => Effect.Effect<Option.Option<Event>, StorageError>
   /** Events matching the filter, ordered by (fireAt ?? dueAt, id), events with neither last. */
   readonly listEvents: (filter: EventFilter) => Effect.Effect<ReadonlyArray<Event>, StorageError>
+  /** How many events `listEvents` would return, without its `limit`. */
+  readonly countEvents: (filter: EventFilter) => Effect.Effect<number, StorageError>
   /** At most `limit` events with `dueAt ≤ now`, earliest first; reads only due rows. */
   readonly dueEvents: (now: number, limit: number) => Effect.Effect<ReadonlyArray<Event>, StorageError>
   /** The earliest `dueAt` of any event, for a runner to sleep until. */
@@ -85,8 +91,10 @@ export interface EventStoreShape {
   readonly history: (eventId: string) => Effect.Effect<ReadonlyArray<HistoryEntry>, StorageError>
   readonly insertCampaign: (campaign: Campaign) => Effect.Effect<void, StorageError>
   readonly getCampaign: (id: string) => Effect.Effect<Option.Option<Campaign>, StorageError>
-  /** Every campaign, oldest first. */
-  readonly listCampaigns: Effect.Effect<ReadonlyArray<Campaign>, StorageError>
+  /** Every campaign (of `tenant`, when given), oldest first. */
+  readonly listCampaigns: (
+    tenant?: string | undefined
+  ) => Effect.Effect<ReadonlyArray<Campaign>, StorageError>
   /** Appends an event to a campaign's order (the event's `campaignId` is written by `updateEvents`). */
   readonly addCampaignEvent: (campaignId: string, eventId: string) => Effect.Effect<void, StorageError>
   readonly addCampaignLink: (
@@ -229,6 +237,18 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
       undo === null || fiber.getFiberRef(inTransaction) ? Effect.sync(f) : lock.withPermits(1)(Effect.sync(f))
     )
 
+  const matching = (filter: EventFilter) => {
+    const statuses = statusSet(filter.status)
+    return [...events.values()].filter(
+      (e) =>
+        (filter.tenant === undefined || e.tenant === filter.tenant) &&
+        (statuses === null || statuses.has(e.status)) &&
+        (filter.kind === undefined || e.kind === filter.kind) &&
+        (filter.campaignId === undefined || e.campaignId === filter.campaignId) &&
+        (filter.attendee === undefined || e.attendees.some((a) => a.agent === filter.attendee))
+    )
+  }
+
   const links = () => {
     const out: Array<readonly [string, string]> = []
     for (const campaign of campaigns.values()) out.push(...campaign.dependencies)
@@ -267,17 +287,11 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     getEvent: (id) => read(() => Option.fromNullable(events.get(id))),
     listEvents: (filter) =>
       read(() => {
-        const statuses = statusSet(filter.status)
-        const out = [...events.values()].filter(
-          (e) =>
-            (statuses === null || statuses.has(e.status)) &&
-            (filter.kind === undefined || e.kind === filter.kind) &&
-            (filter.campaignId === undefined || e.campaignId === filter.campaignId) &&
-            (filter.attendee === undefined || e.attendees.some((a) => a.agent === filter.attendee))
-        )
+        const out = matching(filter)
         out.sort(byFireTime)
         return filter.limit === undefined ? out : out.slice(0, filter.limit)
       }),
+    countEvents: (filter) => read(() => matching(filter).length),
     dueEvents: (now, limit) =>
       read(() =>
         [...events.values()]
@@ -333,7 +347,8 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
             seq: log.length + 1,
             ...entry,
             campaignId: e?.campaignId ?? null,
-            agents: e?.attendees.map((a) => a.agent) ?? []
+            agents: e?.attendees.map((a) => a.agent) ?? [],
+            tenant: e?.tenant ?? DEFAULT_TENANT
           })
           undo?.push(() => log.pop())
         }
@@ -341,11 +356,12 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     history: (eventId) => read(() => history.get(eventId) ?? []),
     insertCampaign: (campaign) => Effect.sync(() => setIn(campaigns, campaign.id, campaign)),
     getCampaign: (id) => read(() => Option.fromNullable(campaigns.get(id))),
-    listCampaigns: read(() =>
-      [...campaigns.values()].sort(
-        (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)
-      )
-    ),
+    listCampaigns: (tenant) =>
+      read(() =>
+        [...campaigns.values()]
+          .filter((c) => tenant === undefined || c.tenant === tenant)
+          .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1))
+      ),
     addCampaignEvent: (campaignId, eventId) =>
       Effect.sync(() => {
         const c = campaigns.get(campaignId)
@@ -408,7 +424,8 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
           .filter(
             (a) =>
               (filter.status === undefined || a.status === filter.status) &&
-              (filter.eventId === undefined || a.eventId === filter.eventId)
+              (filter.eventId === undefined || a.eventId === filter.eventId) &&
+              (filter.tenant === undefined || events.get(a.eventId)?.tenant === filter.tenant)
           )
           .sort(byOccurrence)
         return filter.limit === undefined ? out : out.slice(0, filter.limit)

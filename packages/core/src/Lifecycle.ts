@@ -22,7 +22,7 @@ import type {
   QueuedAction,
   Recurrence
 } from "./Event.ts"
-import { Action as ActionSchema, isEventKind } from "./Event.ts"
+import { Action as ActionSchema, DEFAULT_TENANT, isEventKind } from "./Event.ts"
 import type { BareNumberUnit, TimeInput } from "./TimeGrammar.ts"
 import { formatDuration, MAX_TIME_MS, parseDuration, parseTime } from "./TimeGrammar.ts"
 
@@ -524,7 +524,8 @@ export const nextOccurrence = (
 export const buildEvent = (
   input: ScheduleInput,
   id: string,
-  now: number
+  now: number,
+  tenant: string = DEFAULT_TENANT
 ): Either.Either<Event, InvalidInput> => {
   // Written with early returns rather than Either.gen: it runs once per scheduled event.
   if (typeof input.kind !== "string" || !isEventKind(input.kind)) {
@@ -618,6 +619,7 @@ export const buildEvent = (
   const at = new Date(now)
   const event: Event = {
     id,
+    tenant,
     kind: input.kind,
     name: input.name ?? null,
     organizer,

@@ -13,7 +13,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { StorageError } from "./Errors.ts"
 import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
-import { EventStore, type EventStoreShape } from "./EventStore.ts"
+import { DEFAULT_TENANT } from "./Event.ts"
+import { type EventFilter, EventStore, type EventStoreShape } from "./EventStore.ts"
 import type { Predecessor } from "./Lifecycle.ts"
 import { type Dialect, fromSqlClient, META_TABLE, placeholders, type SqlDriver } from "./SqlDriver.ts"
 
@@ -122,6 +123,17 @@ export const migrations: ReadonlyArray<Migration> = [
       "CREATE INDEX actions_event ON actions (event_id)",
       "CREATE INDEX actions_status ON actions (status, occurred_at, key)"
     ]
+  },
+  {
+    id: 3,
+    name: "tenants",
+    statements: () => [
+      `ALTER TABLE events ADD COLUMN tenant TEXT NOT NULL DEFAULT '${DEFAULT_TENANT}'`,
+      `ALTER TABLE campaigns ADD COLUMN tenant TEXT NOT NULL DEFAULT '${DEFAULT_TENANT}'`,
+      // Lists and the active-events quota read one tenant's events by status.
+      "CREATE INDEX events_tenant ON events (tenant, status)",
+      "CREATE INDEX campaigns_tenant ON campaigns (tenant, created_at)"
+    ]
   }
 ]
 
@@ -159,6 +171,7 @@ export const migrate = (driver: SqlDriver): Effect.Effect<void, StorageError> =>
 
 const COLUMNS = [
   "id",
+  "tenant",
   "kind",
   "name",
   "organizer",
@@ -194,6 +207,7 @@ type EventRow = Record<(typeof COLUMNS)[number], unknown>
 /** The `events` values of an event in `COLUMNS` order (the hot path of every insert). */
 const eventValues = (e: Event): Array<unknown> => [
   e.id,
+  e.tenant,
   e.kind,
   e.name,
   e.organizer,
@@ -292,6 +306,7 @@ const actionFromRow = (row: any): QueuedAction => ({
 /** @internal */
 export const fromRow = (row: any): Event => ({
   id: row.id,
+  tenant: row.tenant,
   kind: row.kind,
   name: row.name ?? null,
   organizer: row.organizer,
@@ -350,6 +365,37 @@ const INSERT_EVENT_PREFIX = `INSERT INTO events (${COLUMNS.join(", ")}) VALUES `
 const EVENT_VALUES = placeholders(COLUMNS.length)
 const MUTABLE_INDEXES = MUTABLE_COLUMNS.map((c) => COLUMNS.indexOf(c))
 const UPDATE_EVENT = `UPDATE events SET ${MUTABLE_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`
+
+/** The `WHERE` clause (with its leading space, or empty) and parameters of an event filter. */
+const eventWhere = (filter: EventFilter): [string, Array<unknown>] => {
+  const clauses: Array<string> = []
+  const params: Array<unknown> = []
+  if (filter.tenant !== undefined) {
+    clauses.push("tenant = ?")
+    params.push(filter.tenant)
+  }
+  if (filter.status !== undefined) {
+    const statuses = typeof filter.status === "string" ? [filter.status] : filter.status
+    if (statuses.length === 0) clauses.push("1 = 0")
+    else {
+      clauses.push(`status IN ${placeholders(statuses.length)}`)
+      params.push(...statuses)
+    }
+  }
+  if (filter.kind !== undefined) {
+    clauses.push("kind = ?")
+    params.push(filter.kind)
+  }
+  if (filter.campaignId !== undefined) {
+    clauses.push("campaign_id = ?")
+    params.push(filter.campaignId)
+  }
+  if (filter.attendee !== undefined) {
+    clauses.push("id IN (SELECT event_id FROM event_agents WHERE agent = ?)")
+    params.push(filter.attendee)
+  }
+  return [clauses.length === 0 ? "" : ` WHERE ${clauses.join(" AND ")}`, params]
+}
 
 /** Rows per multi-row statement: keeps every statement under SQLite's bound-parameter limit. */
 const CHUNK = 500
@@ -436,6 +482,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
         )
         return {
           id: row.id,
+          tenant: row.tenant,
           name: row.name,
           events: members.map((m) => m.event_id),
           dependencies: links.map((l) => [l.from_id, l.to_id] as const),
@@ -478,37 +525,20 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
           Option.fromNullable(rows[0])
         ),
       listEvents: (filter) => {
-        const clauses: Array<string> = []
-        const params: Array<unknown> = []
-        if (filter.status !== undefined) {
-          const statuses = typeof filter.status === "string" ? [filter.status] : filter.status
-          if (statuses.length === 0) clauses.push("1 = 0")
-          else {
-            clauses.push(`status IN ${placeholders(statuses.length)}`)
-            params.push(...statuses)
-          }
-        }
-        if (filter.kind !== undefined) {
-          clauses.push("kind = ?")
-          params.push(filter.kind)
-        }
-        if (filter.campaignId !== undefined) {
-          clauses.push("campaign_id = ?")
-          params.push(filter.campaignId)
-        }
-        if (filter.attendee !== undefined) {
-          clauses.push("id IN (SELECT event_id FROM event_agents WHERE agent = ?)")
-          params.push(filter.attendee)
-        }
-        let sql = "SELECT * FROM events"
-        if (clauses.length > 0) sql += ` WHERE ${clauses.join(" AND ")}`
+        const [where, params] = eventWhere(filter)
         // The same key as the memory store: fire time, else the instant it is due, else last.
-        sql += " ORDER BY COALESCE(fire_at, due_at) IS NULL, COALESCE(fire_at, due_at), id"
+        let sql = `SELECT * FROM events${where} ORDER BY COALESCE(fire_at, due_at) IS NULL, COALESCE(fire_at, due_at), id`
         if (filter.limit !== undefined) {
           sql += " LIMIT ?"
           params.push(filter.limit)
         }
         return selectEvents(sql, params)
+      },
+      countEvents: (filter) => {
+        const [where, params] = eventWhere(filter)
+        return Effect.map(all<{ n: unknown }>(`SELECT COUNT(*) AS n FROM events${where}`, params), (rows) =>
+          Number(rows[0]?.n ?? 0)
+        )
       },
       dueEvents: (now, limit) => selectEvents(...dueQuery(now, limit)),
       nextDueAt: Effect.map(
@@ -563,22 +593,31 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
             )
         ),
       insertCampaign: (c) =>
-        run("INSERT INTO campaigns (id, name, created_at) VALUES (?, ?, ?)", [
+        run("INSERT INTO campaigns (id, tenant, name, created_at) VALUES (?, ?, ?, ?)", [
           c.id,
+          c.tenant,
           c.name,
           c.createdAt.getTime()
         ]),
       getCampaign: (id) =>
         Effect.gen(function* () {
-          const rows = yield* all<any>("SELECT id, name, created_at FROM campaigns WHERE id = ?", [id])
+          const rows = yield* all<any>("SELECT id, tenant, name, created_at FROM campaigns WHERE id = ?", [
+            id
+          ])
           const row = rows[0]
           if (row === undefined) return Option.none()
           return Option.some(yield* loadCampaign(row))
         }),
-      listCampaigns: Effect.flatMap(
-        all<any>("SELECT id, name, created_at FROM campaigns ORDER BY created_at, id"),
-        (rows) => Effect.forEach(rows, loadCampaign)
-      ),
+      listCampaigns: (tenant) =>
+        Effect.flatMap(
+          tenant === undefined
+            ? all<any>("SELECT id, tenant, name, created_at FROM campaigns ORDER BY created_at, id")
+            : all<any>(
+                "SELECT id, tenant, name, created_at FROM campaigns WHERE tenant = ? ORDER BY created_at, id",
+                [tenant]
+              ),
+          (rows) => Effect.forEach(rows, loadCampaign)
+        ),
       addCampaignEvent: (campaignId, eventId) =>
         run(
           `INSERT INTO campaign_events (campaign_id, event_id, position)
@@ -652,6 +691,10 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
           clauses.push("event_id = ?")
           params.push(filter.eventId)
         }
+        if (filter.tenant !== undefined) {
+          clauses.push("event_id IN (SELECT id FROM events WHERE tenant = ?)")
+          params.push(filter.tenant)
+        }
         let sql = `SELECT ${ACTION_COLUMNS} FROM actions`
         if (clauses.length > 0) sql += ` WHERE ${clauses.join(" AND ")}`
         sql += " ORDER BY occurred_at, key"
@@ -678,7 +721,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       historySince: (seq, limit) =>
         Effect.map(
           all<any>(
-            `SELECT h.seq, h.event_id, h.at, h.type, h.actor, h.detail, e.campaign_id, e.attendees
+            `SELECT h.seq, h.event_id, h.at, h.type, h.actor, h.detail, e.campaign_id, e.attendees, e.tenant
                FROM history h LEFT JOIN events e ON e.id = h.event_id
               WHERE h.seq > ? ORDER BY h.seq LIMIT ?`,
             [seq, limit]
@@ -696,7 +739,8 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
                 agents:
                   r.attendees === null || r.attendees === undefined
                     ? []
-                    : (JSON.parse(r.attendees) as Array<{ agent: string }>).map((a) => a.agent)
+                    : (JSON.parse(r.attendees) as Array<{ agent: string }>).map((a) => a.agent),
+                tenant: r.tenant ?? DEFAULT_TENANT
               })
             )
         ),

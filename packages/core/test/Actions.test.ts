@@ -30,6 +30,7 @@ const FIRED_AT = new Date("2030-01-02T03:04:05.000Z")
 
 const event: Event = {
   id: "evt_42",
+  tenant: "default",
   kind: "deploy",
   name: "Ship it",
   organizer: "alice",

@@ -15,6 +15,7 @@ const event = (overrides: Partial<Event> = {}): Event => {
   const fireAt = new Date(T + counter * 1_000)
   return {
     id: `e-${String(counter).padStart(6, "0")}`,
+    tenant: "default",
     kind: "review",
     name: "a name with ünïcødé ✓",
     organizer: "org",
@@ -123,6 +124,7 @@ for (const [backend, store] of backends) {
                 id: "c-lost",
                 name: "lost",
                 events: [],
+                tenant: "default",
                 dependencies: [],
                 createdAt: new Date(T)
               })
@@ -260,6 +262,7 @@ for (const [backend, store] of backends) {
               id: "c",
               name: "c",
               events: [],
+              tenant: "default",
               dependencies: [],
               createdAt: new Date(T)
             })
@@ -336,6 +339,7 @@ for (const [backend, store] of backends) {
               id: "k2",
               name: "second",
               events: [],
+              tenant: "default",
               dependencies: [],
               createdAt: new Date(T + 1)
             })
@@ -343,6 +347,7 @@ for (const [backend, store] of backends) {
               id: "k1",
               name: "first",
               events: [],
+              tenant: "default",
               dependencies: [],
               createdAt: new Date(T)
             })
@@ -355,6 +360,7 @@ for (const [backend, store] of backends) {
           id: "k1",
           name: "first",
           events: ["z", "a", "m"],
+          tenant: "default",
           dependencies: [
             ["z", "m"],
             ["a", "m"]
@@ -362,7 +368,7 @@ for (const [backend, store] of backends) {
           createdAt: new Date(T)
         })
         assert.deepStrictEqual(
-          (yield* s.listCampaigns).map((c) => c.id),
+          (yield* s.listCampaigns()).map((c) => c.id),
           ["k1", "k2"]
         )
       })
@@ -394,6 +400,7 @@ for (const [backend, store] of backends) {
               id: "c",
               name: "c",
               events: [],
+              tenant: "default",
               dependencies: [],
               createdAt: new Date(T)
             })

@@ -35,6 +35,7 @@ const campaign = (): Campaign => ({
   id: `c-${++campaigns}`,
   name: "signal",
   events: [],
+  tenant: "default",
   dependencies: [],
   createdAt: new Date(T0)
 })
