@@ -164,6 +164,35 @@ export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unau
   }
 }
 
+/**
+ * The server is shutting down (or otherwise not taking new requests): try again, on another
+ * replica if there is one. Requests it had accepted still finish.
+ *
+ * @since 0.1.0
+ */
+export class ServerUnavailable extends Schema.TaggedError<ServerUnavailable>()("ServerUnavailable", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `server unavailable: ${this.reason}`
+  }
+}
+
+/**
+ * A remote `watch` fell too far behind (its client did not keep up): the stream ends with this
+ * rather than holding transitions for it without bound. Watch again, and read `history` for what
+ * happened in between.
+ *
+ * @since 0.1.0
+ */
+export class WatchLagged extends Schema.TaggedError<WatchLagged>()("WatchLagged", {
+  buffered: Schema.Number
+}) {
+  override get message() {
+    return `watch: the client fell ${this.buffered} transitions behind; watch again and read history for the gap`
+  }
+}
+
 export type CoordinatorError =
   | InvalidInput
   | EventNotFound

@@ -6,14 +6,24 @@
  * Payloads are checked in two steps: the schemas here check shapes (types of fields) at the wire,
  * then the coordinator checks meaning and names the field (`InvalidInput`), exactly as in
  * embedded use. Who calls (tenant, principal, role) is not in any payload: it comes from the
- * connection's credentials, added by the server.
+ * request's credentials (`authorization: Bearer <api key>`), which the `Authentication` middleware
+ * turns into the `CurrentCaller` of the handlers.
  *
  * @since 0.1.0
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
 import * as Schema from "effect/Schema"
-import { CoordinatorError } from "./Errors.ts"
+import { CurrentCaller } from "./Access.ts"
+import {
+  CoordinatorError,
+  Forbidden,
+  ResourceExhausted,
+  ServerUnavailable,
+  Unauthenticated,
+  WatchLagged
+} from "./Errors.ts"
 import {
   Action,
   Campaign,
@@ -27,8 +37,13 @@ import {
   Transition
 } from "./Event.ts"
 
-/** An instant: epoch milliseconds, ISO 8601, or the time grammar (`+10m`, `in 2h`, …). @since 0.1.0 */
-export const TimeInput = Schema.Union(Schema.Number, Schema.String)
+/**
+ * An instant: epoch milliseconds, ISO 8601, the time grammar (`+10m`, `in 2h`, …), or a `Date`
+ * (sent as ISO 8601).
+ *
+ * @since 0.1.0
+ */
+export const TimeInput = Schema.Union(Schema.Number, Schema.String, Schema.Date)
 
 /** A duration: milliseconds, or the time grammar (`90s`, `1h30m`). @since 0.1.0 */
 export const DurationInput = Schema.Union(Schema.Number, Schema.String)
@@ -78,8 +93,32 @@ export const WaitResult = Schema.Struct({
 /** @since 0.1.0 */
 export type WaitResult = typeof WaitResult.Type
 
+/**
+ * What every operation can fail with: the coordinator's errors, and `Forbidden` when the caller's
+ * role does not allow it (SPEC 8).
+ *
+ * @since 0.1.0
+ */
+export const RpcError = Schema.Union(CoordinatorError, Forbidden)
+/** @since 0.1.0 */
+export type RpcError = typeof RpcError.Type
+
+/**
+ * Runs before every request: resolves its credentials to the `CurrentCaller`, or fails with
+ * `Unauthenticated`, with `ResourceExhausted` when the tenant's request rate is used up, or with
+ * `ServerUnavailable` once the server is shutting down. Clients
+ * implement it too (`requiredForClient`): that is where they add their API key to each request.
+ *
+ * @since 0.1.0
+ */
+export class Authentication extends RpcMiddleware.Tag<Authentication>()("Authentication", {
+  provides: CurrentCaller,
+  failure: Schema.Union(Unauthenticated, ResourceExhausted, ServerUnavailable),
+  requiredForClient: true
+}) {}
+
 const eventOp = <const Tag extends string, Fields extends Schema.Struct.Fields>(tag: Tag, payload: Fields) =>
-  Rpc.make(tag, { payload, success: Event, error: CoordinatorError })
+  Rpc.make(tag, { payload, success: Event, error: RpcError })
 
 /**
  * Every operation, named as the coordinator (and `TMinus`) names it.
@@ -91,7 +130,7 @@ export class TMinusRpcs extends RpcGroup.make(
   Rpc.make("scheduleMany", {
     payload: { inputs: Schema.Array(ScheduleInput) },
     success: Schema.Array(Event),
-    error: CoordinatorError
+    error: RpcError
   }),
   eventOp("scheduleTimer", { input: TimerInput }),
   eventOp("confirm", { eventId: Schema.String, agent: Schema.String }),
@@ -114,12 +153,12 @@ export class TMinusRpcs extends RpcGroup.make(
       limit: optional(Schema.Number)
     },
     success: Schema.Array(Event),
-    error: CoordinatorError
+    error: RpcError
   }),
   Rpc.make("history", {
     payload: { eventId: Schema.String },
     success: Schema.Array(HistoryEntry),
-    error: CoordinatorError
+    error: RpcError
   }),
   Rpc.make("listActions", {
     payload: {
@@ -128,35 +167,35 @@ export class TMinusRpcs extends RpcGroup.make(
       limit: optional(Schema.Number)
     },
     success: Schema.Array(QueuedAction),
-    error: CoordinatorError
+    error: RpcError
   }),
   Rpc.make("retryAction", {
     payload: { key: Schema.String, actor: optional(Schema.String) },
     success: QueuedAction,
-    error: CoordinatorError
+    error: RpcError
   }),
   Rpc.make("createCampaign", {
     payload: { name: Schema.String },
     success: Campaign,
-    error: CoordinatorError
+    error: RpcError
   }),
   eventOp("addToCampaign", { campaignId: Schema.String, event: Schema.Union(Schema.String, ScheduleInput) }),
   Rpc.make("link", {
     payload: { campaignId: Schema.String, from: Schema.String, to: Schema.String },
     success: Campaign,
-    error: CoordinatorError
+    error: RpcError
   }),
   Rpc.make("executionOrder", {
     payload: { campaignId: Schema.String },
     success: Schema.Array(Schema.String),
-    error: CoordinatorError
+    error: RpcError
   }),
   Rpc.make("getCampaign", {
     payload: { campaignId: Schema.String },
     success: Campaign,
-    error: CoordinatorError
+    error: RpcError
   }),
-  Rpc.make("listCampaigns", { success: Schema.Array(Campaign), error: CoordinatorError }),
+  Rpc.make("listCampaigns", { success: Schema.Array(Campaign), error: RpcError }),
   Rpc.make("watch", {
     payload: {
       eventId: optional(Schema.String),
@@ -165,11 +204,12 @@ export class TMinusRpcs extends RpcGroup.make(
       types: optional(Schema.Array(Transition.fields.type))
     },
     success: Transition,
+    error: WatchLagged,
     stream: true
   }),
   Rpc.make("waitFor", {
     payload: { eventId: Schema.String, timeout: optional(DurationInput) },
     success: WaitResult,
-    error: CoordinatorError
+    error: RpcError
   })
-) {}
+).middleware(Authentication) {}

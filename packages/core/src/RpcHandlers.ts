@@ -1,20 +1,53 @@
 /**
  * The handlers of the RPC contract (`./Rpc.ts`) over the coordinator and the runner in context:
- * what a server mounts. Who may call what (SPEC 8) is checked before these run.
+ * what a server mounts. Every operation runs as the `CurrentCaller` the `Authentication`
+ * middleware provides: in its tenant (`Coordinator.withTenant`, with its active-events quota), and
+ * only if the rules of `./Access.ts` allow it.
  *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { Coordinator } from "./Coordinator.ts"
-import type { Event } from "./Event.ts"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import * as Access from "./Access.ts"
+import { Coordinator, withTenant } from "./Coordinator.ts"
+import { ActionNotFound, type Forbidden, WatchLagged } from "./Errors.ts"
+import type { Event, Transition } from "./Event.ts"
 import * as Lifecycle from "./Lifecycle.ts"
-import { TMinusRpcs, type WaitResult } from "./Rpc.ts"
+import { Authentication, TMinusRpcs, type WaitResult } from "./Rpc.ts"
 import { Runner } from "./Runner.ts"
+
+/**
+ * How many transitions a remote `watch` may have in flight to its client before it is ended with
+ * `WatchLagged`.
+ *
+ * @since 0.1.0
+ */
+export const REMOTE_WATCH_BUFFER = 1_024
 
 const ended = (event: Event): WaitResult | null =>
   event.status === "scheduled" ? null : { outcome: event.status, event }
+
+/** Runs `f` for the current caller, in its tenant. */
+const asCaller = <A, E, R>(f: (caller: Access.Caller) => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Access.CurrentCaller, (caller) =>
+    withTenant({ tenant: caller.tenant, maxActiveEvents: caller.maxActiveEvents })(f(caller))
+  )
+
+/** `effect`, unless a rule said no. */
+const allowed = <A, E, R>(
+  denied: Forbidden | null,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | Forbidden, R> => (denied === null ? effect : Effect.fail(denied))
+
+/** A schedule request as the caller makes it: the caller is the organizer unless it names one. */
+const asOrganizer = <I extends { readonly organizer?: string | undefined }>(
+  caller: Access.Caller,
+  input: I
+): I => (input.organizer === undefined ? { ...input, organizer: caller.principal } : input)
 
 /**
  * Every operation of `TMinusRpcs`, served by the `Coordinator` and `Runner` in context.
@@ -25,46 +58,141 @@ export const layer = TMinusRpcs.toLayer(
   Effect.gen(function* () {
     const c = yield* Coordinator
     const runner = yield* Runner
+
+    /** Loads the event, then runs `f` if the caller may manage it. */
+    const managing = <A, E, R>(
+      operation: string,
+      eventId: string,
+      actor: string | undefined,
+      f: (caller: Access.Caller) => Effect.Effect<A, E, R>
+    ) =>
+      asCaller((caller) =>
+        Effect.flatMap(c.get(eventId), (event) =>
+          allowed(Access.manage(caller, operation, event, actor), f(caller))
+        )
+      )
+
     return {
-      schedule: ({ input }) => c.schedule(input),
-      scheduleMany: ({ inputs }) => c.scheduleMany(inputs),
-      scheduleTimer: ({ input }) => c.scheduleTimer(input),
-      confirm: ({ agent, eventId }) => c.confirm(eventId, agent),
-      defer: ({ agent, duration, eventId }) => c.defer(eventId, agent, duration),
-      decline: ({ agent, eventId }) => c.decline(eventId, agent),
-      cancel: ({ eventId, ...options }) => c.cancel(eventId, options),
-      reschedule: ({ at, eventId, ...options }) => c.reschedule(eventId, at, options),
-      get: ({ eventId }) => c.get(eventId),
-      list: (filter) => c.list(filter),
-      history: ({ eventId }) => c.history(eventId),
-      listActions: (filter) => c.listActions(filter),
-      retryAction: ({ key, ...options }) => c.retryAction(key, options),
-      createCampaign: ({ name }) => c.createCampaign(name),
-      addToCampaign: ({ campaignId, event }) => c.addToCampaign(campaignId, event),
-      link: ({ campaignId, from, to }) => c.link(campaignId, from, to),
-      executionOrder: ({ campaignId }) => c.executionOrder(campaignId),
-      getCampaign: ({ campaignId }) => c.getCampaign(campaignId),
-      listCampaigns: () => c.listCampaigns(),
-      watch: (filter) => runner.watch(filter),
-      waitFor: ({ eventId, timeout }) =>
-        Effect.gen(function* () {
-          const timeoutMs = timeout === undefined ? null : yield* Lifecycle.durationMs(timeout, "timeout")
-          const done = yield* Deferred.make<void>()
-          // Listen first, then look: an end between the two is not missed.
-          const stop = yield* runner.listen(() => Deferred.unsafeDone(done, Effect.void), {
-            eventId,
-            types: ["fired", "missed", "cancelled"]
+      schedule: ({ input }) =>
+        asCaller((caller) =>
+          allowed(
+            Access.schedule(caller, "schedule", input.organizer),
+            c.schedule(asOrganizer(caller, input))
+          )
+        ),
+      scheduleMany: ({ inputs }) =>
+        asCaller((caller) =>
+          allowed(
+            inputs
+              .map((input, i) => Access.schedule(caller, `scheduleMany[${i}]`, input.organizer))
+              .find((denied) => denied !== null) ?? null,
+            c.scheduleMany(inputs.map((input) => asOrganizer(caller, input)))
+          )
+        ),
+      scheduleTimer: ({ input }) =>
+        asCaller((caller) =>
+          allowed(
+            Access.schedule(caller, "scheduleTimer", input.organizer),
+            c.scheduleTimer(asOrganizer(caller, input))
+          )
+        ),
+      confirm: ({ agent, eventId }) =>
+        asCaller((caller) => allowed(Access.respond(caller, "confirm", agent), c.confirm(eventId, agent))),
+      defer: ({ agent, duration, eventId }) =>
+        asCaller((caller) =>
+          allowed(Access.respond(caller, "defer", agent), c.defer(eventId, agent, duration))
+        ),
+      decline: ({ agent, eventId }) =>
+        asCaller((caller) => allowed(Access.respond(caller, "decline", agent), c.decline(eventId, agent))),
+      cancel: ({ actor, eventId, ...options }) =>
+        managing("cancel", eventId, actor, (caller) =>
+          c.cancel(eventId, { ...options, actor: actor ?? caller.principal })
+        ),
+      reschedule: ({ actor, at, eventId }) =>
+        managing("reschedule", eventId, actor, (caller) =>
+          c.reschedule(eventId, at, { actor: actor ?? caller.principal })
+        ),
+      get: ({ eventId }) => asCaller(() => c.get(eventId)),
+      list: (filter) => asCaller(() => c.list(filter)),
+      history: ({ eventId }) => asCaller(() => c.history(eventId)),
+      listActions: (filter) => asCaller(() => c.listActions(filter)),
+      retryAction: ({ actor, key }) =>
+        // An action's key is `<eventId>:<transition>:<index>`: the caller must manage that event.
+        managing("retryAction", key.split(":")[0]!, actor, (caller) =>
+          c.retryAction(key, { actor: actor ?? caller.principal })
+        ).pipe(Effect.catchTag("EventNotFound", () => Effect.fail(new ActionNotFound({ key })))),
+      createCampaign: ({ name }) =>
+        asCaller((caller) => allowed(Access.organize(caller, "createCampaign"), c.createCampaign(name))),
+      addToCampaign: ({ campaignId, event }) =>
+        typeof event === "string"
+          ? managing("addToCampaign", event, undefined, () => c.addToCampaign(campaignId, event))
+          : asCaller((caller) =>
+              allowed(
+                Access.schedule(caller, "addToCampaign", event.organizer),
+                c.addToCampaign(campaignId, asOrganizer(caller, event))
+              )
+            ),
+      link: ({ campaignId, from, to }) =>
+        asCaller((caller) => allowed(Access.organize(caller, "link"), c.link(campaignId, from, to))),
+      executionOrder: ({ campaignId }) => asCaller(() => c.executionOrder(campaignId)),
+      getCampaign: ({ campaignId }) => asCaller(() => c.getCampaign(campaignId)),
+      listCampaigns: () => asCaller(() => c.listCampaigns()),
+      watch: (filter) =>
+        Stream.unwrapScoped(
+          Effect.gen(function* () {
+            const caller = yield* Access.CurrentCaller
+            // Each remote watcher has its own bounded buffer: one that does not keep up ends with
+            // `WatchLagged` instead of holding the runner's tail (and everyone else) back.
+            const queue = yield* Effect.acquireRelease(
+              Queue.bounded<Transition>(REMOTE_WATCH_BUFFER),
+              Queue.shutdown
+            )
+            const lagged = yield* Deferred.make<never, WatchLagged>()
+            const stop = yield* runner.listen(
+              (t) => {
+                if (!queue.unsafeOffer(t))
+                  Deferred.unsafeDone(lagged, Effect.fail(new WatchLagged({ buffered: REMOTE_WATCH_BUFFER })))
+              },
+              { ...filter, tenant: caller.tenant }
+            )
+            yield* Effect.addFinalizer(() => Effect.sync(stop))
+            return Stream.fromQueue(queue).pipe(Stream.interruptWhen(Deferred.await(lagged)))
           })
-          return yield* Effect.gen(function* () {
-            const now = ended(yield* c.get(eventId))
-            if (now !== null) return now
-            const finished = Deferred.await(done)
-            if (timeoutMs === null) yield* finished
-            else yield* Effect.timeoutOption(finished, Duration.millis(timeoutMs))
-            const after = yield* c.get(eventId)
-            return ended(after) ?? { outcome: "timeout" as const, event: after }
-          }).pipe(Effect.ensuring(Effect.sync(stop)))
-        })
+        ),
+      waitFor: ({ eventId, timeout }) =>
+        asCaller(() =>
+          Effect.gen(function* () {
+            const timeoutMs = timeout === undefined ? null : yield* Lifecycle.durationMs(timeout, "timeout")
+            yield* c.get(eventId)
+            const done = yield* Deferred.make<void>()
+            // Listen first, then look: an end between the two is not missed.
+            const stop = yield* runner.listen(() => Deferred.unsafeDone(done, Effect.void), {
+              eventId,
+              types: ["fired", "missed", "cancelled"]
+            })
+            return yield* Effect.gen(function* () {
+              const now = ended(yield* c.get(eventId))
+              if (now !== null) return now
+              const finished = Deferred.await(done)
+              if (timeoutMs === null) yield* finished
+              else yield* Effect.timeoutOption(finished, Duration.millis(timeoutMs))
+              const after = yield* c.get(eventId)
+              return ended(after) ?? { outcome: "timeout" as const, event: after }
+            }).pipe(Effect.ensuring(Effect.sync(stop)))
+          })
+        )
     }
   })
 )
+
+/**
+ * Authentication that trusts every request as `caller`: for in-process use (tests, an embedded
+ * server) and a server started with `--no-auth`. Never for a server others can reach.
+ *
+ * @since 0.1.0
+ */
+export const layerTrusted = (caller: Access.Caller): Layer.Layer<Authentication> =>
+  Layer.succeed(
+    Authentication,
+    Authentication.of(() => Effect.succeed(caller))
+  )

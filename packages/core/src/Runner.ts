@@ -94,6 +94,8 @@ export interface RunnerOptions {
  * @since 0.1.0
  */
 export interface WatchFilter {
+  /** Transitions of this tenant's events only. */
+  readonly tenant?: string | undefined
   readonly eventId?: string | undefined
   readonly campaignId?: string | undefined
   readonly agent?: string | undefined
@@ -155,6 +157,7 @@ const survive = <R>(label: string, effect: Effect.Effect<void, unknown, R>): Eff
 export const matches =
   (filter: WatchFilter) =>
   (t: Transition): boolean =>
+    (filter.tenant === undefined || t.tenant === filter.tenant) &&
     (filter.eventId === undefined || t.eventId === filter.eventId) &&
     (filter.campaignId === undefined || t.campaignId === filter.campaignId) &&
     (filter.agent === undefined || t.actor === filter.agent || t.agents.includes(filter.agent)) &&

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+export * as Access from "./Access.ts"
 export * as Actions from "./Actions.ts"
 export * as CampaignGraph from "./CampaignGraph.ts"
 export * as Coordinator from "./Coordinator.ts"

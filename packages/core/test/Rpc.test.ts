@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import * as Client from "../src/Client.ts"
 import * as EventStore from "../src/EventStore.ts"
 import { TMinusRpcs } from "../src/Rpc.ts"
 import * as RpcHandlers from "../src/RpcHandlers.ts"
@@ -18,7 +19,12 @@ import { T0 } from "./backends.ts"
 const MIN = 60_000
 const settle = Effect.repeatN(Effect.yieldNow(), 50)
 
-const server = RpcHandlers.layer.pipe(
+/** The handlers, trusting every call as an admin, and the client side of authentication. */
+const server = Layer.mergeAll(
+  RpcHandlers.layer,
+  RpcHandlers.layerTrusted({ tenant: "default", principal: "organizer", role: "admin" }),
+  Client.layerAuthentication(undefined)
+).pipe(
   Layer.provideMerge(Runner.layer({ externalPollMs: Number.POSITIVE_INFINITY })),
   Layer.provideMerge(Runner.layerCoordinator()),
   Layer.provideMerge(EventStore.layerMemory),

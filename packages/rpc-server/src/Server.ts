@@ -1,27 +1,68 @@
 /**
  * The t-minus server: the RPC contract of `@t-minus/core/rpc` served over HTTP (streaming
  * ndjson, `POST /rpc`) and WebSocket (`/ws`) on one port, with the runner and action delivery in
- * the same process, on the embedded SQLite store.
+ * the same process, on the embedded SQLite store. Around the handlers:
+ *
+ * - `Authentication`: the API key (`authorization: Bearer <key>`) → tenant, principal, role;
+ *   then the tenant's request rate (a token bucket). The handlers check the roles (SPEC 8).
+ * - `Observe`: a request id per call, one JSON log line per call, the RPC latency histogram,
+ *   the count of calls in flight that shutdown waits for.
+ * - Hostile input: the HTTP route takes only ndjson/JSON bodies up to `bodyLimitBytes` (415, 413);
+ *   a WebSocket frame over the limit closes the socket (1009); a socket silent for
+ *   `idleTimeoutMs` is closed (clients ping every 10 s); a `watch` whose client does not keep up
+ *   ends with `WatchLagged`.
+ * - `GET /healthz`, `GET /readyz` (503 when the store does not answer or while draining),
+ *   `GET /metrics` (Prometheus text).
+ * - Shutdown: new requests get `ServerUnavailable` (HTTP 503), calls in flight finish (up to
+ *   `shutdownTimeoutMs`), then the runner stops, the store closes and the port is released.
  *
  * @since 0.1.0
  */
+import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
+import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Socket from "@effect/platform/Socket"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
-import { EventStore, type StorageError } from "@t-minus/core"
-import { TMinusRpcs } from "@t-minus/core/rpc"
+import {
+  type Access,
+  EventStore,
+  ResourceExhausted,
+  Runner,
+  ServerUnavailable,
+  type StorageError,
+  Unauthenticated
+} from "@t-minus/core"
+import { Authentication, TMinusRpcs } from "@t-minus/core/rpc"
 import * as RpcHandlers from "@t-minus/core/rpc-handlers"
 import * as Sqlite from "@t-minus/core/sqlite"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Keys from "./Keys.ts"
+import * as Prometheus from "./Prometheus.ts"
+import { type Quotas, quotaOf, RateLimiter } from "./Quotas.ts"
 
 /**
- * Where the server listens and keeps its data.
+ * Everything the server can be told; the bin fills it from flags, environment and config file.
  *
  * @since 0.1.0
  */
@@ -30,42 +71,400 @@ export interface ServerOptions {
   readonly port?: number | undefined
   /** Default 127.0.0.1. */
   readonly host?: string | undefined
-  /** The SQLite file; default `./t-minus.db`. */
+  /** The SQLite file (events, history, API keys); default `./t-minus.db`. */
   readonly db?: string | undefined
+  /** Default `true`. `false` trusts every request as an admin of tenant `default`: local use only. */
+  readonly auth?: boolean | undefined
+  /** Largest HTTP body or WebSocket frame, in bytes; default 1 MiB. */
+  readonly bodyLimitBytes?: number | undefined
+  /** A WebSocket that sends nothing (not even a ping) this long is closed; default 30 000 ms. */
+  readonly idleTimeoutMs?: number | undefined
+  /** How long shutdown waits for calls in flight; default 10 000 ms. */
+  readonly shutdownTimeoutMs?: number | undefined
+  /** Per-tenant quotas; default `Quotas.DEFAULT_QUOTA` for every tenant. */
+  readonly quotas?: Quotas | undefined
+  /** What the runner may do (command allow-list, file directory, retry schedule, …). */
+  readonly runner?: Runner.RunnerOptions | undefined
+  /** JSON log lines to stdout at this level and above; default `info`. */
+  readonly logLevel?: "debug" | "info" | "warning" | "error" | "none" | undefined
+  /** Export traces over OTLP/HTTP to this endpoint (as `OTEL_EXPORTER_OTLP_ENDPOINT`). */
+  readonly otlp?:
+    | { readonly endpoint: string; readonly protocol?: "http/protobuf" | "http/json" | undefined }
+    | undefined
 }
 
 /** The default port. @since 0.1.0 */
 export const DEFAULT_PORT = 7420
+/** @since 0.1.0 */
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
+/** @since 0.1.0 */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+/** @since 0.1.0 */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 
-/** Both protocols' routes, served by the handlers over the runner's coordinator. */
-const routes = Layer.mergeAll(
-  RpcServer.layerHttpRouter({ group: TMinusRpcs, path: "/rpc", protocol: "http" }).pipe(
-    Layer.provide(RpcSerialization.layerNdjson)
-  ),
-  RpcServer.layerHttpRouter({ group: TMinusRpcs, path: "/ws", protocol: "websocket" }).pipe(
-    Layer.provide(RpcSerialization.layerJson)
-  )
-)
+/** Calls that wait on the world rather than work: shutdown ends them instead of waiting. */
+const LONG_POLLS = new Set(["watch", "waitFor"])
 
 /**
- * `GET /healthz`: the process serves (200). `GET /readyz`: the store answers a read (200), or
- * 503 with the reason, so a load balancer stops sending work to a server whose database is gone.
+ * A server-side middleware around every call: request id, log line, latency, calls in flight.
+ *
+ * @since 0.1.0
  */
-const health = HttpLayerRouter.use((router) =>
+export class Observe extends RpcMiddleware.Tag<Observe>()("Observe", { wrap: true }) {}
+
+/** The contract with the server's own middleware (it runs outside `Authentication`). */
+const ServerRpcs = TMinusRpcs.middleware(Observe)
+
+/** What `Observe` knows of the current call, completed by `Authentication`. */
+interface CallInfo {
+  readonly requestId: string
+  tenant: string | null
+  principal: string | null
+}
+const currentCall = FiberRef.unsafeMake<CallInfo | null>(null)
+
+/** The server's shared state: draining, calls in flight, metrics. */
+interface State {
+  draining: boolean
+  inFlight: number
+  readonly metrics: ReturnType<typeof makeMetrics>
+}
+
+const makeMetrics = () => {
+  const registry = new Prometheus.Registry()
+  return {
+    registry,
+    lateness: registry.histogram(
+      "tminus_fire_lateness_seconds",
+      "How late events fired after their fire time (or after they became ready), in seconds.",
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+    ),
+    transitions: registry.counter("tminus_transitions_total", "Transitions committed, by type."),
+    actions: registry.counter(
+      "tminus_action_outcomes_total",
+      "Action attempts and hand retries, by outcome and action."
+    ),
+    rpc: registry.histogram(
+      "tminus_rpc_duration_seconds",
+      "RPC calls by method and outcome (ok or the error's tag), with their duration in seconds.",
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    ),
+    rejected: registry.counter(
+      "tminus_quota_rejections_total",
+      "Requests refused by a quota, by tenant and resource."
+    )
+  }
+}
+
+const ACTION_OUTCOMES: Record<string, string> = {
+  action_delivered: "delivered",
+  action_failed: "failed",
+  action_dead: "dead",
+  action_retried: "retried"
+}
+
+/** Feeds the metrics from the runner's log of transitions (any process's, on this database). */
+const recordTransitions = (state: State) =>
   Effect.gen(function* () {
-    const store = yield* EventStore.EventStore
-    yield* router.add("GET", "/healthz", HttpServerResponse.unsafeJson({ status: "ok" }))
-    yield* router.add(
-      "GET",
-      "/readyz",
-      Effect.match(store.nextDueAt, {
-        onFailure: (error) =>
-          HttpServerResponse.unsafeJson({ status: "unavailable", reason: error.message }, { status: 503 }),
-        onSuccess: () => HttpServerResponse.unsafeJson({ status: "ready" })
+    const runner = yield* Runner.Runner
+    const { metrics } = state
+    const stop = yield* runner.listen((t) => {
+      metrics.transitions.inc({ type: t.type })
+      if (t.type === "fired") {
+        const late = Number(t.detail.lateByMs ?? 0)
+        metrics.lateness.observe(Number.isFinite(late) ? late / 1000 : 0)
+      }
+      const outcome = ACTION_OUTCOMES[t.type]
+      if (outcome !== undefined)
+        metrics.actions.inc({ outcome, action: String(t.detail.action ?? "unknown") })
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(stop))
+  })
+
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value as { readonly _tag?: unknown }
+    return typeof error?._tag === "string" ? error._tag : "error"
+  }
+  return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
+}
+
+const layerObserve = (state: State) =>
+  Layer.succeed(
+    Observe,
+    Observe.of(({ clientId, headers, next, rpc }) =>
+      Effect.suspend(() => {
+        const method = rpc._tag
+        const requestId = headers["x-request-id"] ?? randomUUID()
+        const call: CallInfo = { requestId, tenant: null, principal: null }
+        const tracked = !LONG_POLLS.has(method)
+        const started = performance.now()
+        if (tracked) state.inFlight++
+        return next.pipe(
+          Effect.annotateLogs({ requestId, method }),
+          Effect.locally(currentCall, call),
+          Effect.onExit((exit) =>
+            Effect.suspend(() => {
+              if (tracked) state.inFlight--
+              const ms = performance.now() - started
+              const outcome = outcomeOf(exit)
+              state.metrics.rpc.observe(ms / 1000, { method, outcome })
+              return Effect.logInfo("rpc").pipe(
+                Effect.annotateLogs({
+                  requestId,
+                  method,
+                  outcome,
+                  durationMs: Math.round(ms * 1000) / 1000,
+                  tenant: call.tenant,
+                  principal: call.principal,
+                  clientId
+                })
+              )
+            })
+          )
+        )
       })
     )
+  )
+
+const bearer = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const header = headers.authorization
+  if (header !== undefined && /^bearer\s+/i.test(header)) return header.replace(/^bearer\s+/i, "").trim()
+  return headers["x-api-key"]
+}
+
+const layerAuthentication = (state: State, options: ServerOptions) =>
+  Layer.effect(
+    Authentication,
+    Effect.gen(function* () {
+      const keys = yield* Keys.KeyStore
+      const quotas = options.quotas ?? {}
+      const limiter = new RateLimiter(quotas)
+      const trusted = options.auth === false
+      return Authentication.of(({ headers }) =>
+        Effect.gen(function* () {
+          if (state.draining) return yield* new ServerUnavailable({ reason: "the server is shutting down" })
+          let caller: { tenant: string; principal: string; role: Access.Role }
+          if (trusted) caller = { tenant: "default", principal: "admin", role: "admin" }
+          else {
+            const key = bearer(headers)
+            if (key === undefined || key === "") {
+              return yield* new Unauthenticated({
+                reason:
+                  "no API key: send `authorization: Bearer <key>` (make one with `t-minus-server keys create`)"
+              })
+            }
+            const found = yield* keys
+              .resolve(key)
+              .pipe(Effect.mapError((error) => new ServerUnavailable({ reason: error.message })))
+            if (Option.isNone(found))
+              return yield* new Unauthenticated({ reason: "unknown or revoked API key" })
+            caller = found.value
+          }
+          const quota = quotaOf(quotas, caller.tenant)
+          const wait = limiter.take(caller.tenant, yield* Clock.currentTimeMillis)
+          if (wait > 0) {
+            state.metrics.rejected.inc({ tenant: caller.tenant, resource: "requests" })
+            return yield* new ResourceExhausted({
+              resource: "requests",
+              limit: quota.requestsPerSecond ?? 0,
+              retryAfterMs: wait
+            })
+          }
+          const call = yield* FiberRef.get(currentCall)
+          if (call !== null) {
+            call.tenant = caller.tenant
+            call.principal = caller.principal
+          }
+          return {
+            tenant: caller.tenant,
+            principal: caller.principal,
+            role: caller.role,
+            maxActiveEvents: quota.activeEvents
+          } satisfies Access.Caller
+        })
+      )
+    })
+  )
+
+const json = (status: number, body: Record<string, unknown>) =>
+  HttpServerResponse.unsafeJson(body, { status, headers: status === 503 ? { connection: "close" } : {} })
+
+const unavailable = json(503, { error: "ServerUnavailable", message: "the server is shutting down" })
+
+const NDJSON_TYPES = new Set(["application/ndjson", "application/x-ndjson", "application/json"])
+
+/** `POST /rpc`: refuses what is not an ndjson body within the limit before the RPC server reads it. */
+const guardHttp = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+  state: State,
+  limit: number
+) =>
+  Effect.gen(function* () {
+    if (state.draining) return unavailable
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const type = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+    if (!NDJSON_TYPES.has(type)) {
+      return json(415, {
+        error: "UnsupportedMediaType",
+        message: `POST /rpc takes application/ndjson, got ${JSON.stringify(request.headers["content-type"] ?? "nothing")}`
+      })
+    }
+    const tooLarge = json(413, { error: "PayloadTooLarge", message: `bodies are limited to ${limit} bytes` })
+    const length = Number(request.headers["content-length"])
+    if (Number.isFinite(length) && length > limit) return tooLarge
+    // The body is read once and kept: the RPC server's read below gets this one.
+    const body = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(limit)))
+    if (body._tag === "Left") return tooLarge
+    return yield* app
   })
-)
+
+const byteLength = (data: string | Uint8Array) =>
+  typeof data === "string" ? Buffer.byteLength(data) : data.byteLength
+
+/** A socket that closes itself on an oversized frame (1009) or after `idleMs` without a frame (1001). */
+const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Socket.Socket => {
+  const guarded = <_, E, R>(
+    handler: (data: string | Uint8Array) => Effect.Effect<_, E, R> | void,
+    run: (
+      h: (data: string | Uint8Array) => Effect.Effect<_, E, R> | void
+    ) => Effect.Effect<void, Socket.SocketError | E, R>
+  ) =>
+    Effect.gen(function* () {
+      const write = yield* socket.writer
+      let last = Date.now()
+      const watchdog = yield* Effect.fork(
+        Effect.gen(function* () {
+          while (Date.now() - last <= idleMs) yield* Effect.sleep(Duration.millis(Math.max(10, idleMs / 4)))
+          yield* write(new Socket.CloseEvent(1001, `idle: nothing received for ${idleMs} ms`))
+        }).pipe(Effect.ignore)
+      )
+      return yield* run((data) => {
+        last = Date.now()
+        if (byteLength(data) > limit) {
+          return write(new Socket.CloseEvent(1009, `frames are limited to ${limit} bytes`)).pipe(
+            Effect.ignore
+          ) as unknown as Effect.Effect<_, E, R>
+        }
+        return handler(data)
+      }).pipe(Effect.ensuring(Fiber.interrupt(watchdog)))
+    }).pipe(Effect.scoped)
+  return Socket.Socket.of({
+    [Socket.TypeId]: Socket.TypeId,
+    writer: socket.writer,
+    runRaw: (handler, options) => guarded(handler, (h) => socket.runRaw(h, options)),
+    run: (handler, options) =>
+      guarded(handler as (data: string | Uint8Array) => any, (h) => socket.run(h as any, options))
+  })
+}
+
+/** Both protocols' routes, guarded, and the RPC server over them. */
+const rpcRoutes = (state: State, options: ServerOptions) => {
+  const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES
+  const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+  const http = Layer.effect(
+    RpcServer.Protocol,
+    Effect.gen(function* () {
+      const router = yield* HttpLayerRouter.HttpRouter
+      const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
+      yield* router.add("POST", "/rpc", guardHttp(httpApp, state, limit))
+      return protocol
+    })
+  ).pipe(Layer.provide(RpcSerialization.layerNdjson))
+  const websocket = Layer.effect(
+    RpcServer.Protocol,
+    Effect.gen(function* () {
+      const router = yield* HttpLayerRouter.HttpRouter
+      const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpAppWebsocket
+      yield* router.add(
+        "GET",
+        "/ws",
+        Effect.gen(function* () {
+          if (state.draining) return unavailable
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const upgrade = Effect.map(request.upgrade, (socket) => guardSocket(socket, limit, idleMs))
+          const wrapped = Object.create(request, { upgrade: { get: () => upgrade } })
+          return yield* Effect.provideService(httpApp, HttpServerRequest.HttpServerRequest, wrapped)
+        })
+      )
+      return protocol
+    })
+  ).pipe(Layer.provide(RpcSerialization.layerJson))
+  const serve = (protocol: typeof http) =>
+    RpcServer.layer(ServerRpcs, { spanPrefix: "t-minus" }).pipe(Layer.provide(protocol))
+  return Layer.mergeAll(serve(http), serve(websocket))
+}
+
+/** `/healthz`, `/readyz`, `/metrics`. */
+const operationsRoutes = (state: State) =>
+  HttpLayerRouter.use((router) =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      yield* router.add("GET", "/healthz", HttpServerResponse.unsafeJson({ status: "ok" }))
+      yield* router.add(
+        "GET",
+        "/readyz",
+        Effect.suspend(() =>
+          state.draining
+            ? Effect.succeed(
+                json(503, { status: "unavailable", reason: "draining: the server is shutting down" })
+              )
+            : Effect.match(store.nextDueAt, {
+                onFailure: (error) => json(503, { status: "unavailable", reason: error.message }),
+                onSuccess: () => HttpServerResponse.unsafeJson({ status: "ready" })
+              })
+        )
+      )
+      yield* router.add(
+        "GET",
+        "/metrics",
+        Effect.sync(() =>
+          HttpServerResponse.text(state.metrics.registry.render(), { contentType: Prometheus.CONTENT_TYPE })
+        )
+      )
+    })
+  )
+
+/**
+ * Shutdown, first of all: refuse new work, then wait (bounded) for the calls in flight.
+ */
+const layerDrain = (state: State, timeoutMs: number) =>
+  Layer.scopedDiscard(
+    Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        state.draining = true
+        yield* Effect.logInfo("draining").pipe(Effect.annotateLogs({ inFlight: state.inFlight }))
+        const idle = Effect.suspend(() =>
+          state.inFlight === 0 ? Effect.succeed(true) : Effect.as(Effect.sleep(Duration.millis(5)), false)
+        )
+        const drained = yield* idle.pipe(
+          Effect.repeat({ until: (done) => done }),
+          Effect.timeoutOption(Duration.millis(timeoutMs))
+        )
+        yield* Effect.logInfo("drained").pipe(
+          Effect.annotateLogs({ inFlight: state.inFlight, timedOut: Option.isNone(drained) })
+        )
+      })
+    )
+  )
+
+const LEVELS = {
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  none: LogLevel.None
+} as const
+
+/**
+ * JSON log lines on stdout at `level` and above (default `info`).
+ *
+ * @since 0.1.0
+ */
+export const layerLogger = (level: ServerOptions["logLevel"] = "info") =>
+  Layer.mergeAll(Logger.json, Logger.minimumLogLevel(LEVELS[level]))
 
 /**
  * The server, listening while the layer is alive. It also provides the `HttpServer` (its address).
@@ -74,10 +473,17 @@ const health = HttpLayerRouter.use((router) =>
  */
 export const layer = (
   options: ServerOptions = {}
-): Layer.Layer<HttpServer.HttpServer, ServeError | StorageError> =>
-  HttpLayerRouter.serve(Layer.merge(routes, health), { disableListenLog: true, disableLogger: true }).pipe(
-    Layer.provide(RpcHandlers.layer),
-    Layer.provide(Sqlite.layerRunner({ filename: options.db ?? Sqlite.DEFAULT_FILENAME })),
+): Layer.Layer<HttpServer.HttpServer, ServeError | StorageError> => {
+  const state: State = { draining: false, inFlight: 0, metrics: makeMetrics() }
+  const db = options.db ?? Sqlite.DEFAULT_FILENAME
+  const app = HttpLayerRouter.serve(Layer.mergeAll(rpcRoutes(state, options), operationsRoutes(state)), {
+    disableListenLog: true,
+    disableLogger: true
+  }).pipe(
+    Layer.provide([layerObserve(state), layerAuthentication(state, options), RpcHandlers.layer]),
+    Layer.provideMerge(Layer.scopedDiscard(recordTransitions(state))),
+    Layer.provide(Keys.layerSqlite(db)),
+    Layer.provide(Sqlite.layerRunner({ filename: db, runner: options.runner })),
     Layer.provideMerge(
       NodeHttpServer.layer(createServer, {
         port: options.port ?? DEFAULT_PORT,
@@ -85,3 +491,26 @@ export const layer = (
       })
     )
   )
+  const server = layerDrain(state, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS).pipe(
+    Layer.provideMerge(app)
+  )
+  const logging = layerLogger(options.logLevel)
+  const tracing =
+    options.otlp === undefined
+      ? Layer.empty
+      : OtlpTracer.layer({
+          url: new URL(
+            "v1/traces",
+            options.otlp.endpoint.endsWith("/") ? options.otlp.endpoint : `${options.otlp.endpoint}/`
+          ).toString(),
+          resource: { serviceName: "t-minus-server", serviceVersion: "0.1.0" }
+        }).pipe(
+          Layer.provide(
+            options.otlp.protocol === "http/json"
+              ? OtlpSerialization.layerJson
+              : OtlpSerialization.layerProtobuf
+          ),
+          Layer.provide(FetchHttpClient.layer)
+        )
+  return server.pipe(Layer.provide(Layer.merge(logging, tracing)))
+}

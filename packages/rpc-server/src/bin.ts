@@ -1,75 +1,250 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 /**
- * `t-minus-server`: serves the t-minus RPC contract over HTTP and WebSocket, with the runner.
- * SIGTERM or SIGINT: stop accepting, finish what is in flight, close the store, exit 0.
+ * `t-minus-server`: serves the t-minus RPC contract over HTTP and WebSocket, with the runner;
+ * `t-minus-server keys …` manages its API keys. SIGTERM or SIGINT: refuse new work, finish what
+ * is in flight, close the store, exit 0.
  */
-import { parseArgs } from "node:util"
+import { type ParseArgsConfig, parseArgs } from "node:util"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Access } from "@t-minus/core"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Config from "./Config.ts"
+import * as Keys from "./Keys.ts"
 import * as Server from "./Server.ts"
 
 const HELP = `t-minus-server — countdown coordination for agents, over RPC
 
-Usage: t-minus-server [options]
+Usage:
+  t-minus-server [options]                 serve
+  t-minus-server keys create --tenant <t> --principal <agent> --role <role> [--name <text>] [--json]
+  t-minus-server keys list [--json]
+  t-minus-server keys revoke <id>
 
-Options (each also read from the environment variable shown):
-  --port <n>     port to listen on; 0 picks a free one      T_MINUS_PORT  (default ${Server.DEFAULT_PORT})
-  --host <addr>  address to listen on                       T_MINUS_HOST  (default 127.0.0.1)
-  --db <file>    SQLite file holding events and history     T_MINUS_DB    (default ./t-minus.db)
-  -h, --help     this text
+Options (flags win over environment variables, which win over the config file):
+  --port <n>          port; 0 picks a free one          T_MINUS_PORT       (default ${Server.DEFAULT_PORT})
+  --host <addr>       address to listen on              T_MINUS_HOST       (default 127.0.0.1)
+  --db <file>         SQLite file: events, history,     T_MINUS_DB         (default ./t-minus.db)
+                      API keys
+  --config <file>     JSON config file (below)          T_MINUS_CONFIG
+  --log-level <lvl>   debug|info|warning|error|none     T_MINUS_LOG_LEVEL  (default info)
+  --body-limit <n>    largest HTTP body or WebSocket    T_MINUS_BODY_LIMIT (default ${Server.DEFAULT_BODY_LIMIT_BYTES})
+                      frame, in bytes
+  --no-auth           trust every request as an admin of tenant "default" (local development only)
+  -h, --help          this text
+
+Tracing: with OTEL_EXPORTER_OTLP_ENDPOINT set (e.g. http://127.0.0.1:4318), spans of every RPC call
+are exported over OTLP/HTTP to <endpoint>/v1/traces; OTEL_EXPORTER_OTLP_PROTOCOL is http/protobuf
+(default) or http/json.
+
+API keys: every request needs "authorization: Bearer <key>". A key maps to a tenant, a principal
+(the agent id it acts as) and a role: admin (everything in its tenant), organizer (schedules as
+itself, cancels and reschedules its own events, builds campaigns), agent (answers as itself, reads),
+viewer (reads). "keys create" prints the key once; only its hash is stored.
+
+Config file (every key optional; unknown keys are refused):
+  { "port": 7420, "host": "127.0.0.1", "db": "./t-minus.db", "auth": true,
+    "logLevel": "info", "bodyLimitBytes": 1048576, "idleTimeoutMs": 30000, "shutdownTimeoutMs": 10000,
+    "quotas": { "default": { "activeEvents": 100000, "requestsPerSecond": 1000, "burst": 2000 },
+                "tenants": { "<tenant>": { ... } } },
+    "runner": { "actions": { "commands": { "<name>": { "command": "/usr/bin/x", "args": [] } },
+                             "fileDirectory": "./out" },
+                "retrySchedule": ["5s", "5m"], "misfireGraceMs": 60000 } }
 
 Endpoints on the one port:
-  POST /rpc      the RPC contract over streaming HTTP (ndjson)
+  POST /rpc      the RPC contract over streaming HTTP (application/ndjson)
   GET  /ws       the same over a WebSocket (JSON frames)
   GET  /healthz  200 while the process serves
-  GET  /readyz   200 when the store answers, 503 with the reason when it does not
+  GET  /readyz   200 when the store answers; 503 with the reason when not, or while shutting down
+  GET  /metrics  Prometheus text: fire lateness, transitions, action outcomes, RPC latency, quotas
 
-It prints "t-minus-server listening on http://<host>:<port>" once it accepts requests.
-SIGTERM or SIGINT stops it gracefully: no new requests, in-flight ones finish, the store closes.
+Logs: one JSON line per RPC call on stdout (requestId, method, outcome, durationMs, tenant,
+principal); a request's id is its x-request-id header when given. The first line says
+"listening" with the URL once requests are accepted.
+SIGTERM or SIGINT: new requests get ServerUnavailable (HTTP 503), calls in flight finish (up to
+shutdownTimeoutMs), the runner stops, the store closes, exit 0.
 Runs Node with --max-semi-space-size=4 (short GC pauses keep firing on time).`
 
 const fail = (message: string): never => {
-  console.error(`t-minus-server: ${message}\n\n${HELP}`)
+  console.error(`t-minus-server: ${message}\n\nRun t-minus-server --help for usage.`)
   process.exit(2)
 }
 
-const { values } = (() => {
+const parse = <const T extends ParseArgsConfig>(config: T) => {
   try {
-    return parseArgs({
-      options: {
-        port: { type: "string" },
-        host: { type: "string" },
-        db: { type: "string" },
-        help: { type: "boolean", short: "h" }
-      },
-      strict: true
-    })
+    return parseArgs(config)
   } catch (error) {
     return fail(error instanceof Error ? error.message : String(error))
   }
-})()
-
-if (values.help) {
-  console.log(HELP)
-  process.exit(0)
 }
 
-const portText = values.port ?? process.env.T_MINUS_PORT
-const port = portText === undefined ? Server.DEFAULT_PORT : Number(portText)
-if (!Number.isInteger(port) || port < 0 || port > 65_535)
-  fail(`--port: expected a whole number from 0 to 65535, got ${JSON.stringify(portText)}`)
-const host = values.host ?? process.env.T_MINUS_HOST ?? "127.0.0.1"
-const db = values.db ?? process.env.T_MINUS_DB
+const LOG_LEVELS = ["debug", "info", "warning", "error", "none"] as const
 
-const announce = Layer.effectDiscard(
-  Effect.flatMap(HttpServer.HttpServer, (server) =>
-    Effect.sync(() => {
+const runKeys = (args: Array<string>) => {
+  const [command, ...rest] = args
+  const { positionals, values } = parse({
+    args: rest,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      tenant: { type: "string" },
+      principal: { type: "string" },
+      role: { type: "string" },
+      name: { type: "string" },
+      db: { type: "string" },
+      json: { type: "boolean" }
+    }
+  })
+  const db = values.db ?? process.env.T_MINUS_DB ?? "./t-minus.db"
+  const program = Effect.gen(function* () {
+    const keys = yield* Keys.KeyStore
+    if (command === "create") {
+      for (const flag of ["tenant", "principal", "role"] as const) {
+        if (values[flag] === undefined) return fail(`keys create: --${flag} is required`)
+      }
+      if (!(Access.ROLES as ReadonlyArray<string>).includes(values.role!)) {
+        return fail(
+          `keys create: --role: one of ${Access.ROLES.join(", ")}, got ${JSON.stringify(values.role)}`
+        )
+      }
+      const created = yield* keys.create({
+        tenant: values.tenant!,
+        principal: values.principal!,
+        role: values.role as Access.Role,
+        name: values.name
+      })
+      if (values.json) console.log(JSON.stringify({ key: created.key, ...created.record }))
+      else {
+        console.log(created.key)
+        const r = created.record
+        console.error(
+          `key ${r.id}: tenant ${r.tenant}, principal ${r.principal}, role ${r.role}. It is shown once: store it now.`
+        )
+      }
+    } else if (command === "list") {
+      const all = yield* keys.list
+      if (values.json) console.log(JSON.stringify(all))
+      else if (all.length === 0)
+        console.log("no keys; make one with: t-minus-server keys create --tenant … --principal … --role …")
+      else {
+        const rows = all.map((k) => [
+          k.id,
+          k.tenant,
+          k.principal,
+          k.role,
+          k.revokedAt === null ? "active" : `revoked ${k.revokedAt.toISOString()}`,
+          k.createdAt.toISOString(),
+          k.name ?? ""
+        ])
+        const head = ["ID", "TENANT", "PRINCIPAL", "ROLE", "STATUS", "CREATED", "NAME"]
+        const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+        for (const row of [head, ...rows])
+          console.log(
+            row
+              .map((c, i) => c.padEnd(widths[i]!))
+              .join("  ")
+              .trimEnd()
+          )
+      }
+    } else if (command === "revoke") {
+      const [id] = positionals
+      if (id === undefined) return fail("keys revoke: give the key's id (see keys list)")
+      if (!(yield* keys.revoke(id))) {
+        console.error(`t-minus-server: no key ${id}`)
+        process.exitCode = 1
+      } else console.log(`revoked ${id}`)
+    } else return fail(`keys: unknown command ${JSON.stringify(command ?? "")}; use create, list or revoke`)
+  })
+  Effect.runPromise(Effect.scoped(Effect.provide(program, Keys.layerSqlite(db)))).catch((error) => {
+    console.error(`t-minus-server: ${error?.message ?? String(error)}`)
+    process.exit(1)
+  })
+}
+
+const serve = (args: Array<string>) => {
+  const { positionals, values } = parse({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      db: { type: "string" },
+      config: { type: "string" },
+      "log-level": { type: "string" },
+      "body-limit": { type: "string" },
+      "no-auth": { type: "boolean" },
+      help: { type: "boolean", short: "h" }
+    }
+  })
+  if (values.help) {
+    console.log(HELP)
+    process.exit(0)
+  }
+  if (positionals.length > 0) fail(`unexpected argument ${JSON.stringify(positionals[0])}`)
+  const env = process.env
+  const configPath = values.config ?? env.T_MINUS_CONFIG
+  const file: Config.ConfigFile =
+    configPath === undefined
+      ? {}
+      : Either.getOrElse(Config.load(configPath), (error) => fail(`--config: ${error.message}`))
+  const whole = (flag: string, text: string | undefined, max: number) => {
+    const n = Number(text)
+    if (!Number.isInteger(n) || n < 0 || n > max)
+      fail(`${flag}: expected a whole number from 0 to ${max}, got ${JSON.stringify(text)}`)
+    return n
+  }
+  const portText = values.port ?? env.T_MINUS_PORT
+  const port = portText === undefined ? (file.port ?? Server.DEFAULT_PORT) : whole("--port", portText, 65_535)
+  const host = values.host ?? env.T_MINUS_HOST ?? file.host ?? "127.0.0.1"
+  const db = values.db ?? env.T_MINUS_DB ?? file.db
+  const levelText = values["log-level"] ?? env.T_MINUS_LOG_LEVEL
+  if (levelText !== undefined && !(LOG_LEVELS as ReadonlyArray<string>).includes(levelText)) {
+    fail(`--log-level: one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(levelText)}`)
+  }
+  const logLevel = (levelText as (typeof LOG_LEVELS)[number] | undefined) ?? file.logLevel
+  const limitText = values["body-limit"] ?? env.T_MINUS_BODY_LIMIT
+  const bodyLimitBytes =
+    limitText === undefined ? file.bodyLimitBytes : whole("--body-limit", limitText, Number.MAX_SAFE_INTEGER)
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT
+  const protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL
+  if (protocol !== undefined && protocol !== "http/protobuf" && protocol !== "http/json") {
+    fail(`OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf or http/json, got ${JSON.stringify(protocol)}`)
+  }
+  const options: Server.ServerOptions = {
+    port,
+    host,
+    db,
+    auth: values["no-auth"] ? false : file.auth,
+    logLevel,
+    bodyLimitBytes,
+    idleTimeoutMs: file.idleTimeoutMs,
+    shutdownTimeoutMs: file.shutdownTimeoutMs,
+    quotas: file.quotas,
+    runner: file.runner,
+    otlp:
+      endpoint === undefined || endpoint === ""
+        ? undefined
+        : { endpoint, protocol: protocol as "http/json" | undefined }
+  }
+  const announce = Layer.effectDiscard(
+    Effect.flatMap(HttpServer.HttpServer, (server) => {
       const address = server.address as HttpServer.TcpAddress
-      console.log(`t-minus-server listening on http://${host}:${address.port}`)
+      return Effect.logInfo("listening").pipe(
+        Effect.annotateLogs({ url: `http://${host}:${address.port}`, auth: options.auth !== false })
+      )
     })
   )
-)
+  NodeRuntime.runMain(
+    Layer.launch(
+      announce.pipe(Layer.provide(Server.layer(options)), Layer.provide(Server.layerLogger(logLevel)))
+    ),
+    { disablePrettyLogger: true }
+  )
+}
 
-NodeRuntime.runMain(Layer.launch(announce.pipe(Layer.provide(Server.layer({ port, host, db })))))
+const argv = process.argv.slice(2)
+if (argv[0] === "keys") runKeys(argv.slice(1))
+else serve(argv)

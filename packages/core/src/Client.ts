@@ -1,0 +1,241 @@
+/**
+ * A typed client of a t-minus server, for TypeScript services: an Effect layer (`RemoteClient`)
+ * and a Promise client (`TMinusClient.connect`) whose methods are named and typed as the embedded
+ * `TMinus` facade's, so moving from embedded to remote is one line:
+ *
+ * ```ts
+ * const tm = await TMinus.open()                                              // embedded
+ * const tm = await TMinusClient.connect({ url: "http://127.0.0.1:7420", apiKey }) // remote
+ * ```
+ *
+ * Runtime-agnostic: it uses the global `fetch` and `WebSocket` (Node ≥ 22, Bun, Deno, browsers).
+ *
+ * @since 0.1.0
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Headers from "@effect/platform/Headers"
+import * as Socket from "@effect/platform/Socket"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { CancelOptions } from "./Coordinator.ts"
+import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
+import type { ActionFilter, EventFilter } from "./EventStore.ts"
+import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
+import { Authentication, TMinusRpcs, type WaitResult } from "./Rpc.ts"
+import type { WatchFilter } from "./Runner.ts"
+import type { TimeInput } from "./TimeGrammar.ts"
+
+/**
+ * Where the server is and who calls.
+ *
+ * @since 0.1.0
+ */
+export interface ConnectOptions {
+  /** The server's base URL, e.g. `http://127.0.0.1:7420` (`/rpc` and `/ws` are added). */
+  readonly url: string
+  /** An API key from `t-minus-server keys create`; sent as `authorization: Bearer <key>`. */
+  readonly apiKey?: string | undefined
+  /**
+   * `websocket` (the default): one connection for every call, reconnecting on failure, best for
+   * `watch` and `waitFor`. `http`: one streaming POST per call, nothing kept open.
+   */
+  readonly protocol?: "websocket" | "http" | undefined
+}
+
+/**
+ * The client side of `Authentication`: adds the API key to every request.
+ *
+ * @since 0.1.0
+ */
+export const layerAuthentication = (apiKey: string | undefined) =>
+  RpcMiddleware.layerClient(Authentication, ({ request }) =>
+    Effect.succeed(
+      apiKey === undefined
+        ? request
+        : { ...request, headers: Headers.set(request.headers, "authorization", `Bearer ${apiKey}`) }
+    )
+  )
+
+const endpoint = (base: string, path: string, websocket: boolean) => {
+  const url = new URL(path, base.endsWith("/") ? base : `${base}/`)
+  if (websocket) url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
+  return url.toString()
+}
+
+/**
+ * The transport to a server: streaming HTTP (ndjson) or a WebSocket (JSON frames).
+ *
+ * @since 0.1.0
+ */
+export const layerProtocol = (options: ConnectOptions): Layer.Layer<RpcClient.Protocol> =>
+  options.protocol === "http"
+    ? RpcClient.layerProtocolHttp({ url: endpoint(options.url, "rpc", false) }).pipe(
+        Layer.provide(RpcSerialization.layerNdjson),
+        Layer.provide(FetchHttpClient.layer)
+      )
+    : RpcClient.layerProtocolSocket({ retryTransientErrors: true }).pipe(
+        Layer.provide(Socket.layerWebSocket(endpoint(options.url, "ws", true))),
+        Layer.provide(Socket.layerWebSocketConstructorGlobal),
+        Layer.provide(RpcSerialization.layerJson)
+      )
+
+/** @since 0.1.0 */
+export type RemoteClientShape = RpcClient.RpcClient<RpcGroup.Rpcs<typeof TMinusRpcs>, RpcClientError>
+
+/**
+ * The typed RPC client of a server, as an Effect service: `client.schedule({ input })`, …
+ *
+ * @since 0.1.0
+ */
+export class RemoteClient extends Context.Tag("@t-minus/core/Client/RemoteClient")<
+  RemoteClient,
+  RemoteClientShape
+>() {}
+
+/**
+ * `RemoteClient` connected to a server; the connection lives as long as the layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: ConnectOptions): Layer.Layer<RemoteClient> =>
+  Layer.scoped(RemoteClient, RpcClient.make(TMinusRpcs)).pipe(
+    Layer.provide(layerProtocol(options)),
+    Layer.provide(layerAuthentication(options.apiKey))
+  )
+
+/**
+ * The Promise client. Methods match `TMinus` (and fail with the same typed errors, plus
+ * `Forbidden`, `Unauthenticated` and `ResourceExhausted` from the server, and `RpcClientError`
+ * when the server cannot be reached); `tick` and `cleanup` are the server's, and `waitFor` is
+ * added.
+ *
+ * @since 0.1.0
+ */
+export class TMinusClient {
+  /** Connects (a WebSocket by default) and checks the connection with one call. */
+  static async connect(options: ConnectOptions): Promise<TMinusClient> {
+    const client = new TMinusClient(ManagedRuntime.make(layer(options)))
+    try {
+      await client.run((c) => c.listCampaigns())
+    } catch (error) {
+      await client.close()
+      throw error
+    }
+    return client
+  }
+
+  private readonly runtime: ManagedRuntime.ManagedRuntime<RemoteClient, never>
+
+  private constructor(runtime: ManagedRuntime.ManagedRuntime<RemoteClient, never>) {
+    this.runtime = runtime
+  }
+
+  private async run<A, E>(use: (c: RemoteClientShape) => Effect.Effect<A, E>): Promise<A> {
+    const exit = await this.runtime.runPromiseExit(Effect.flatMap(RemoteClient, use))
+    if (Exit.isSuccess(exit)) return exit.value
+    // Throw the typed error itself, not a wrapper, so callers can `instanceof` it.
+    const failure = Cause.failureOption(exit.cause)
+    throw Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+  }
+
+  schedule(input: ScheduleInput): Promise<Event> {
+    return this.run((c) => c.schedule({ input }))
+  }
+  scheduleMany(inputs: ReadonlyArray<ScheduleInput>): Promise<ReadonlyArray<Event>> {
+    return this.run((c) => c.scheduleMany({ inputs }))
+  }
+  scheduleTimer(input: TimerInput): Promise<Event> {
+    return this.run((c) => c.scheduleTimer({ input }))
+  }
+  confirm(eventId: string, agent: string): Promise<Event> {
+    return this.run((c) => c.confirm({ eventId, agent }))
+  }
+  defer(eventId: string, agent: string, duration: DurationInput): Promise<Event> {
+    return this.run((c) => c.defer({ eventId, agent, duration }))
+  }
+  decline(eventId: string, agent: string): Promise<Event> {
+    return this.run((c) => c.decline({ eventId, agent }))
+  }
+  cancel(eventId: string, options: CancelOptions = {}): Promise<Event> {
+    return this.run((c) => c.cancel({ eventId, ...options }))
+  }
+  reschedule(eventId: string, at: TimeInput, options: { actor?: string } = {}): Promise<Event> {
+    return this.run((c) => c.reschedule({ eventId, at, ...options }))
+  }
+  get(eventId: string): Promise<Event> {
+    return this.run((c) => c.get({ eventId }))
+  }
+  list(filter: Omit<EventFilter, "tenant"> = {}): Promise<ReadonlyArray<Event>> {
+    return this.run((c) => c.list(filter))
+  }
+  history(eventId: string): Promise<ReadonlyArray<HistoryEntry>> {
+    return this.run((c) => c.history({ eventId }))
+  }
+  createCampaign(name: string): Promise<Campaign> {
+    return this.run((c) => c.createCampaign({ name }))
+  }
+  addToCampaign(campaignId: string, event: string | ScheduleInput): Promise<Event> {
+    return this.run((c) => c.addToCampaign({ campaignId, event }))
+  }
+  link(campaignId: string, from: string, to: string): Promise<Campaign> {
+    return this.run((c) => c.link({ campaignId, from, to }))
+  }
+  executionOrder(campaignId: string): Promise<ReadonlyArray<string>> {
+    return this.run((c) => c.executionOrder({ campaignId }))
+  }
+  getCampaign(campaignId: string): Promise<Campaign> {
+    return this.run((c) => c.getCampaign({ campaignId }))
+  }
+  listCampaigns(): Promise<ReadonlyArray<Campaign>> {
+    return this.run((c) => c.listCampaigns())
+  }
+  listActions(filter: Omit<ActionFilter, "tenant"> = {}): Promise<ReadonlyArray<QueuedAction>> {
+    return this.run((c) => c.listActions(filter))
+  }
+  retryAction(key: string, options: { actor?: string } = {}): Promise<QueuedAction> {
+    return this.run((c) => c.retryAction({ key, ...options }))
+  }
+  /** Resolves when the event fires, is missed or cancelled, or after `timeout` (`outcome: "timeout"`). */
+  waitFor(eventId: string, timeout?: DurationInput): Promise<WaitResult> {
+    return this.run((c) => c.waitFor(timeout === undefined ? { eventId } : { eventId, timeout }))
+  }
+  /**
+   * Calls `listener` with every transition of the caller's tenant that passes `filter`, from now
+   * on, in commit order, until the returned function is called or the client closes. `onError`
+   * hears a lost connection (a WebSocket client reconnects for the next `watch`).
+   */
+  watch(
+    listener: (transition: Transition) => void,
+    filter: Omit<WatchFilter, "tenant"> = {},
+    onError: (error: unknown) => void = () => {}
+  ): () => void {
+    const fiber = this.runtime.runFork(
+      Effect.flatMap(RemoteClient, (c) =>
+        Stream.runForEach(c.watch(filter), (t) => Effect.sync(() => listener(t)))
+      ).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => onError(Cause.squash(cause)))
+        )
+      )
+    )
+    return () => {
+      this.runtime.runFork(Fiber.interrupt(fiber))
+    }
+  }
+  /** Closes the connection; calls in flight fail. */
+  close(): Promise<void> {
+    return this.runtime.dispose()
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * API keys (SPEC 8): each maps to a tenant, a principal (the agent id it acts as) and a role. Only
+ * a SHA-256 hash of a key is stored; the key itself is shown once, when it is created. Keys live in
+ * the server's SQLite file, in a table of their own (`api_keys`).
+ *
+ * A key reads `tm_<id>_<secret>`: `id` names it in `keys list` and `keys revoke`, `secret` is 32
+ * random bytes. A hash of a high-entropy secret needs no slow KDF: nothing can be guessed from it.
+ *
+ * @since 0.1.0
+ */
+import { createHash, randomBytes } from "node:crypto"
+import { Access, InvalidInput, StorageError } from "@t-minus/core"
+import Database from "better-sqlite3"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+
+/**
+ * What a key stands for (never the key or its hash).
+ *
+ * @since 0.1.0
+ */
+export const KeyRecord = Schema.Struct({
+  id: Schema.String,
+  tenant: Schema.String,
+  principal: Schema.String,
+  role: Access.Role,
+  name: Schema.NullOr(Schema.String),
+  createdAt: Schema.Date,
+  revokedAt: Schema.NullOr(Schema.Date)
+})
+/** @since 0.1.0 */
+export type KeyRecord = typeof KeyRecord.Type
+
+/** @since 0.1.0 */
+export interface CreateKey {
+  readonly tenant: string
+  readonly principal: string
+  readonly role: Access.Role
+  readonly name?: string | undefined
+}
+
+/** @since 0.1.0 */
+export interface KeyStoreShape {
+  /** Makes a key; the returned `key` is the only time it is ever seen. */
+  readonly create: (
+    input: CreateKey
+  ) => Effect.Effect<{ readonly key: string; readonly record: KeyRecord }, InvalidInput | StorageError>
+  /** Every key, oldest first, revoked ones included. */
+  readonly list: Effect.Effect<ReadonlyArray<KeyRecord>, StorageError>
+  /** Revokes a key by id; `false` when there is no such key. Takes effect on the next request. */
+  readonly revoke: (id: string) => Effect.Effect<boolean, StorageError>
+  /** The live (unrevoked) record of a presented key. */
+  readonly resolve: (key: string) => Effect.Effect<Option.Option<KeyRecord>, StorageError>
+}
+
+/**
+ * The API keys of a server.
+ *
+ * @since 0.1.0
+ */
+export class KeyStore extends Context.Tag("@t-minus/rpc-server/KeyStore")<KeyStore, KeyStoreShape>() {}
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS api_keys (
+  id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  tenant TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  role TEXT NOT NULL,
+  name TEXT,
+  created_at BIGINT NOT NULL,
+  revoked_at BIGINT
+)`
+
+const hash = (key: string) => createHash("sha256").update(key).digest("hex")
+
+const fromRow = (row: any): KeyRecord => ({
+  id: row.id,
+  tenant: row.tenant,
+  principal: row.principal,
+  role: row.role,
+  name: row.name ?? null,
+  createdAt: new Date(Number(row.created_at)),
+  revokedAt: row.revoked_at === null ? null : new Date(Number(row.revoked_at))
+})
+
+const storage =
+  (what: string) =>
+  (cause: unknown): StorageError =>
+    new StorageError({
+      message: `api keys: ${what}: ${cause instanceof Error ? cause.message : String(cause)}`
+    })
+
+/** A tenant or principal: printable, no spaces, at most 128 characters. */
+const NAME = /^[\w.@:-]{1,128}$/
+
+/**
+ * The key store on a SQLite file (the server's `--db`), closed with the scope.
+ *
+ * @since 0.1.0
+ */
+export const makeSqlite = (filename: string) =>
+  Effect.gen(function* () {
+    const db = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const db = new Database(filename)
+          db.pragma("journal_mode = WAL")
+          db.pragma("busy_timeout = 10000")
+          db.exec(SCHEMA)
+          return db
+        },
+        catch: storage(`cannot open ${filename}`)
+      }),
+      (db) => Effect.sync(() => db.close())
+    )
+    const insert = db.prepare(
+      "INSERT INTO api_keys (id, hash, tenant, principal, role, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+    const byHash = db.prepare("SELECT * FROM api_keys WHERE hash = ? AND revoked_at IS NULL")
+    const all = db.prepare("SELECT * FROM api_keys ORDER BY created_at, id")
+    const revoke = db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+    const exists = db.prepare("SELECT 1 FROM api_keys WHERE id = ?")
+
+    return KeyStore.of({
+      create: (input) =>
+        Effect.suspend((): Effect.Effect<{ key: string; record: KeyRecord }, InvalidInput | StorageError> => {
+          for (const [field, value] of [
+            ["tenant", input.tenant],
+            ["principal", input.principal]
+          ] as const) {
+            if (typeof value !== "string" || !NAME.test(value)) {
+              return Effect.fail(
+                new InvalidInput({
+                  field,
+                  message: `${field}: letters, digits and . _ @ : - only, 1 to 128 characters; got ${JSON.stringify(value)}`
+                })
+              )
+            }
+          }
+          if (!Access.ROLES.includes(input.role)) {
+            return Effect.fail(
+              new InvalidInput({
+                field: "role",
+                message: `role: one of ${Access.ROLES.join(", ")}; got ${JSON.stringify(input.role)}`
+              })
+            )
+          }
+          const id = randomBytes(6).toString("hex")
+          const key = `tm_${id}_${randomBytes(32).toString("base64url")}`
+          const now = Date.now()
+          return Effect.try({
+            try: () => {
+              insert.run(id, hash(key), input.tenant, input.principal, input.role, input.name ?? null, now)
+              return {
+                key,
+                record: fromRow({ ...input, id, name: input.name ?? null, created_at: now, revoked_at: null })
+              }
+            },
+            catch: storage("cannot create a key")
+          })
+        }),
+      list: Effect.try({ try: () => all.all().map(fromRow), catch: storage("cannot list keys") }),
+      revoke: (id) =>
+        Effect.try({
+          try: () => revoke.run(Date.now(), id).changes > 0 || exists.get(id) !== undefined,
+          catch: storage(`cannot revoke ${id}`)
+        }),
+      resolve: (key) =>
+        Effect.try({
+          try: () => {
+            if (!key.startsWith("tm_")) return Option.none()
+            const row = byHash.get(hash(key))
+            return row === undefined ? Option.none() : Option.some(fromRow(row))
+          },
+          catch: storage("cannot look up a key")
+        })
+    })
+  })
+
+/**
+ * `KeyStore` on a SQLite file.
+ *
+ * @since 0.1.0
+ */
+export const layerSqlite = (filename: string): Layer.Layer<KeyStore, StorageError> =>
+  Layer.scoped(KeyStore, makeSqlite(filename))
