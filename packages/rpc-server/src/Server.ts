@@ -19,13 +19,13 @@
  * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
-import { createServer } from "node:http"
+import * as Http from "node:http"
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
-import type * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServer from "@effect/platform/HttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -48,6 +48,7 @@ import * as RpcHandlers from "@t-minus/core/rpc-handlers"
 import * as Sqlite from "@t-minus/core/sqlite"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -57,6 +58,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Keys from "./Keys.ts"
 import * as Prometheus from "./Prometheus.ts"
 import { type Quotas, quotaOf, RateLimiter } from "./Quotas.ts"
@@ -427,28 +429,37 @@ const operationsRoutes = (state: State) =>
     })
   )
 
+/** How long no call may be in flight before the drain counts the server as quiet. */
+const QUIET_MS = 50
+
 /**
- * Shutdown, first of all: refuse new work, then wait (bounded) for the calls in flight.
+ * Shutdown, before anything closes: stop accepting connections, refuse new calls
+ * (`ServerUnavailable`, HTTP 503), wait (bounded) until no call has been in flight for a moment
+ * (calls still queued in the event loop get their answer too), then drop what is left (idle
+ * keep-alive connections, `watch` streams, `waitFor` calls), so closing does not wait on them.
  */
-const layerDrain = (state: State, timeoutMs: number) =>
-  Layer.scopedDiscard(
-    Effect.addFinalizer(() =>
-      Effect.gen(function* () {
-        state.draining = true
-        yield* Effect.logInfo("draining").pipe(Effect.annotateLogs({ inFlight: state.inFlight }))
-        const idle = Effect.suspend(() =>
-          state.inFlight === 0 ? Effect.succeed(true) : Effect.as(Effect.sleep(Duration.millis(5)), false)
-        )
-        const drained = yield* idle.pipe(
-          Effect.repeat({ until: (done) => done }),
-          Effect.timeoutOption(Duration.millis(timeoutMs))
-        )
-        yield* Effect.logInfo("drained").pipe(
-          Effect.annotateLogs({ inFlight: state.inFlight, timedOut: Option.isNone(drained) })
-        )
-      })
+const drain = (state: State, timeoutMs: number, node: { current: Http.Server | undefined }) =>
+  Effect.gen(function* () {
+    state.draining = true
+    node.current?.close()
+    yield* Effect.logInfo("draining").pipe(Effect.annotateLogs({ inFlight: state.inFlight }))
+    let quietSince = performance.now()
+    const quiet = Effect.suspend(() => {
+      const now = performance.now()
+      if (state.inFlight > 0) quietSince = now
+      return now - quietSince >= QUIET_MS
+        ? Effect.succeed(true)
+        : Effect.as(Effect.sleep(Duration.millis(5)), false)
+    })
+    const drained = yield* quiet.pipe(
+      Effect.repeat({ until: (done) => done }),
+      Effect.timeoutOption(Duration.millis(timeoutMs))
     )
-  )
+    yield* Effect.logInfo("drained").pipe(
+      Effect.annotateLogs({ inFlight: state.inFlight, timedOut: Option.isNone(drained) })
+    )
+    node.current?.closeAllConnections()
+  })
 
 const LEVELS = {
   debug: LogLevel.Debug,
@@ -467,33 +478,52 @@ export const layerLogger = (level: ServerOptions["logLevel"] = "info") =>
   Layer.mergeAll(Logger.json, Logger.minimumLogLevel(LEVELS[level]))
 
 /**
- * The server, listening while the layer is alive. It also provides the `HttpServer` (its address).
+ * Starts the server in the current scope and returns its `HttpServer` (its address). Closing the
+ * scope shuts it down gracefully: the drain runs first, before any part of the server closes.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: ServerOptions = {}
+): Effect.Effect<HttpServer.HttpServer, ServeError | StorageError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const state: State = { draining: false, inFlight: 0, metrics: makeMetrics() }
+    const db = options.db ?? Sqlite.DEFAULT_FILENAME
+    const node: { current: Http.Server | undefined } = { current: undefined }
+    const app = HttpLayerRouter.serve(Layer.mergeAll(rpcRoutes(state, options), operationsRoutes(state)), {
+      disableListenLog: true,
+      disableLogger: true
+    }).pipe(
+      Layer.provide([layerObserve(state), layerAuthentication(state, options), RpcHandlers.layer]),
+      Layer.provideMerge(Layer.scopedDiscard(recordTransitions(state))),
+      Layer.provide(Keys.layerSqlite(db)),
+      Layer.provide(Sqlite.layerRunner({ filename: db, runner: options.runner })),
+      Layer.provideMerge(
+        NodeHttpServer.layer(
+          () => {
+            node.current = Http.createServer()
+            return node.current
+          },
+          { port: options.port ?? DEFAULT_PORT, host: options.host ?? "127.0.0.1" }
+        )
+      )
+    )
+    const context = yield* Layer.build(app)
+    // Added after the layers, so it runs before any of their finalizers.
+    yield* Effect.addFinalizer(() =>
+      drain(state, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, node)
+    )
+    return Context.get(context, HttpServer.HttpServer)
+  })
+
+/**
+ * The server as a layer, with its JSON logger and (when configured) its OTLP tracer.
  *
  * @since 0.1.0
  */
 export const layer = (
   options: ServerOptions = {}
 ): Layer.Layer<HttpServer.HttpServer, ServeError | StorageError> => {
-  const state: State = { draining: false, inFlight: 0, metrics: makeMetrics() }
-  const db = options.db ?? Sqlite.DEFAULT_FILENAME
-  const app = HttpLayerRouter.serve(Layer.mergeAll(rpcRoutes(state, options), operationsRoutes(state)), {
-    disableListenLog: true,
-    disableLogger: true
-  }).pipe(
-    Layer.provide([layerObserve(state), layerAuthentication(state, options), RpcHandlers.layer]),
-    Layer.provideMerge(Layer.scopedDiscard(recordTransitions(state))),
-    Layer.provide(Keys.layerSqlite(db)),
-    Layer.provide(Sqlite.layerRunner({ filename: db, runner: options.runner })),
-    Layer.provideMerge(
-      NodeHttpServer.layer(createServer, {
-        port: options.port ?? DEFAULT_PORT,
-        host: options.host ?? "127.0.0.1"
-      })
-    )
-  )
-  const server = layerDrain(state, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS).pipe(
-    Layer.provideMerge(app)
-  )
   const logging = layerLogger(options.logLevel)
   const tracing =
     options.otlp === undefined
@@ -512,5 +542,5 @@ export const layer = (
           ),
           Layer.provide(FetchHttpClient.layer)
         )
-  return server.pipe(Layer.provide(Layer.merge(logging, tracing)))
+  return Layer.scoped(HttpServer.HttpServer, make(options)).pipe(Layer.provide(Layer.merge(logging, tracing)))
 }

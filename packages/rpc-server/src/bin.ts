@@ -11,6 +11,8 @@ import { Access } from "@t-minus/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Config from "./Config.ts"
 import * as Keys from "./Keys.ts"
 import * as Server from "./Server.ts"
@@ -61,8 +63,8 @@ Endpoints on the one port:
   GET  /metrics  Prometheus text: fire lateness, transitions, action outcomes, RPC latency, quotas
 
 Logs: one JSON line per RPC call on stdout (requestId, method, outcome, durationMs, tenant,
-principal); a request's id is its x-request-id header when given. The first line says
-"listening" with the URL once requests are accepted.
+principal); a request's id is its x-request-id header when given. The first line, at any
+log level, says "listening" with the URL once requests are accepted.
 SIGTERM or SIGINT: new requests get ServerUnavailable (HTTP 503), calls in flight finish (up to
 shutdownTimeoutMs), the runner stops, the store closes, exit 0.
 Runs Node with --max-semi-space-size=4 (short GC pauses keep firing on time).`
@@ -232,8 +234,10 @@ const serve = (args: Array<string>) => {
   const announce = Layer.effectDiscard(
     Effect.flatMap(HttpServer.HttpServer, (server) => {
       const address = server.address as HttpServer.TcpAddress
+      // Whatever the log level: scripts and operators wait for this line.
       return Effect.logInfo("listening").pipe(
-        Effect.annotateLogs({ url: `http://${host}:${address.port}`, auth: options.auth !== false })
+        Effect.annotateLogs({ url: `http://${host}:${address.port}`, auth: options.auth !== false }),
+        Logger.withMinimumLogLevel(LogLevel.Info)
       )
     })
   )
