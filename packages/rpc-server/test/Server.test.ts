@@ -1,5 +1,10 @@
 import type { Event } from "@t-minus/core"
+import * as Client from "@t-minus/core/client"
 import { TMinusClient } from "@t-minus/core/client"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
 import parsePrometheus from "parse-prometheus-text-format"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { type Running, rejection, start } from "./harness.ts"
@@ -132,6 +137,27 @@ for (const protocol of ["websocket", "http"] as const) {
         history.map((h) => h.type),
         ["scheduled", "confirmed", "deferred", "declined", "confirmed", "fired"]
       )
+    })
+
+    it("the Effect client (RemoteClient layer): calls, typed errors, a watch stream", async () => {
+      const apiKey = await server.key("acme", "olga", "organizer")
+      const program = Effect.gen(function* () {
+        const client = yield* Client.RemoteClient
+        const event = yield* client.schedule({ input: { kind: "review", at: "+1h", attendees: ["olga"] } })
+        const watching = yield* Effect.fork(
+          Stream.runCollect(Stream.take(client.watch({ eventId: event.id }), 2))
+        )
+        yield* Effect.sleep("200 millis")
+        yield* client.confirm({ eventId: event.id, agent: "olga" })
+        yield* client.cancel({ eventId: event.id, reason: "done" })
+        const seen = Chunk.toReadonlyArray(yield* Fiber.join(watching)).map((t) => t.type)
+        const missing = yield* Effect.flip(client.get({ eventId: "nope" }))
+        return { seen, missing: missing._tag }
+      })
+      const result = await Effect.runPromise(
+        program.pipe(Effect.provide(Client.layer({ url: server.url, apiKey, protocol })), Effect.scoped)
+      )
+      assert.deepStrictEqual(result, { seen: ["confirmed", "cancelled"], missing: "EventNotFound" })
     })
 
     it("impersonation and role rules are refused with Forbidden", async () => {

@@ -40,6 +40,19 @@ describe("t-minus-server (the bin)", () => {
     const timer = await client.scheduleTimer({ in: "1h", name: "kept" })
     assert.strictEqual(timer.organizer, "olga")
 
+    // A caller's x-request-id becomes the request id of its log line.
+    const raw = await fetch(`${server.url}/rpc`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/ndjson",
+        authorization: `Bearer ${key}`,
+        "x-request-id": "req-from-caller-1"
+      },
+      body: `${JSON.stringify({ _tag: "Request", id: "1", tag: "listCampaigns", payload: {}, headers: [] })}\n`
+    })
+    assert.strictEqual(raw.status, 200)
+    assert.include(await raw.text(), '"Exit"')
+
     const listed = await run(["keys", "list", "--db", db])
     assert.match(listed.out, new RegExp(`${id}\\s+acme\\s+olga\\s+organizer\\s+active`))
     const revoked = await run(["keys", "revoke", id, "--db", db])
@@ -55,6 +68,8 @@ describe("t-minus-server (the bin)", () => {
     assert.strictEqual(scheduled.annotations.principal, "olga")
     assert.match(scheduled.annotations.requestId, /^[0-9a-f-]{36}$/)
     assert.isTrue(logged.some((l) => l.annotations.outcome === "Unauthenticated"))
+    const fromCaller = logged.find((l) => l.annotations.requestId === "req-from-caller-1")
+    assert.strictEqual(fromCaller?.annotations.method, "listCampaigns")
     assert.strictEqual(new Set(logged.map((l) => l.annotations.requestId)).size, logged.length)
 
     server.child.kill("SIGTERM")
