@@ -14,7 +14,7 @@ import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as Access from "./Access.ts"
 import { Coordinator, withTenant } from "./Coordinator.ts"
-import { ActionNotFound, type Forbidden, WatchLagged } from "./Errors.ts"
+import { ActionNotFound, type Forbidden, InvalidInput, WatchLagged } from "./Errors.ts"
 import type { Event, Transition } from "./Event.ts"
 import * as Lifecycle from "./Lifecycle.ts"
 import { Authentication, TMinusRpcs, type WaitResult } from "./Rpc.ts"
@@ -27,6 +27,21 @@ import { Runner } from "./Runner.ts"
  * @since 0.1.0
  */
 export const REMOTE_WATCH_BUFFER = 1_024
+
+/** How many events or actions `list` and `listActions` return when the caller gives no `limit`. @since 0.1.0 */
+export const DEFAULT_LIST_LIMIT = 1_000
+/** The largest `limit` a remote caller may ask for (answers stay bounded in memory). @since 0.1.0 */
+export const MAX_LIST_LIMIT = 10_000
+
+const bounded = <F extends { readonly limit?: number | undefined }>(filter: F) =>
+  filter.limit !== undefined && filter.limit > MAX_LIST_LIMIT
+    ? Effect.fail(
+        new InvalidInput({
+          field: "limit",
+          message: `limit: at most ${MAX_LIST_LIMIT} per call, got ${filter.limit}; page with filters`
+        })
+      )
+    : Effect.succeed({ ...filter, limit: filter.limit ?? DEFAULT_LIST_LIMIT })
 
 const ended = (event: Event): WaitResult | null =>
   event.status === "scheduled" ? null : { outcome: event.status, event }
@@ -113,9 +128,9 @@ export const layer = TMinusRpcs.toLayer(
           c.reschedule(eventId, at, { actor: actor ?? caller.principal })
         ),
       get: ({ eventId }) => asCaller(() => c.get(eventId)),
-      list: (filter) => asCaller(() => c.list(filter)),
+      list: (filter) => asCaller(() => Effect.flatMap(bounded(filter), c.list)),
       history: ({ eventId }) => asCaller(() => c.history(eventId)),
-      listActions: (filter) => asCaller(() => c.listActions(filter)),
+      listActions: (filter) => asCaller(() => Effect.flatMap(bounded(filter), c.listActions)),
       retryAction: ({ actor, key }) =>
         // An action's key is `<eventId>:<transition>:<index>`: the caller must manage that event.
         managing("retryAction", key.split(":")[0]!, actor, (caller) =>

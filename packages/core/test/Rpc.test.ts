@@ -83,6 +83,13 @@ describe("RPC contract", () => {
       const bad = yield* Effect.flip(client.schedule({ input: { kind: "review", at: "whenever" } }))
       assert.strictEqual(bad._tag, "InvalidInput")
       assert.strictEqual(bad._tag === "InvalidInput" ? bad.field : "", "at")
+      const tooMany = yield* Effect.flip(client.list({ limit: 10_001 }))
+      assert.strictEqual(tooMany._tag === "InvalidInput" ? tooMany.field : tooMany._tag, "limit")
+      yield* client.scheduleMany({
+        inputs: Array.from({ length: 1_001 }, () => ({ kind: "timer", at: "+1h" }))
+      })
+      assert.strictEqual((yield* client.list({})).length, 1_000)
+      assert.strictEqual((yield* client.list({ limit: 1_001 })).length, 1_001)
       const badWait = yield* Effect.flip(client.waitFor({ eventId: "nope", timeout: "soon" }))
       assert.strictEqual(badWait._tag === "InvalidInput" ? badWait.field : badWait._tag, "timeout")
     }).pipe(Effect.provide(server), Effect.scoped)

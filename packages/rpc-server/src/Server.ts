@@ -193,13 +193,17 @@ const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
   return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
 }
 
+/** A caller's request id is used when it is short and plain; anything else gets a fresh one. */
+const REQUEST_ID = /^[\w.:-]{1,128}$/
+
 const layerObserve = (state: State) =>
   Layer.succeed(
     Observe,
     Observe.of(({ clientId, headers, next, rpc }) =>
       Effect.suspend(() => {
         const method = rpc._tag
-        const requestId = headers["x-request-id"] ?? randomUUID()
+        const given = headers["x-request-id"]
+        const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
         const call: CallInfo = { requestId, tenant: null, principal: null }
         const tracked = !LONG_POLLS.has(method)
         const started = performance.now()

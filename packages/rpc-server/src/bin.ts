@@ -234,8 +234,14 @@ const serve = (args: Array<string>) => {
   const announce = Layer.effectDiscard(
     Effect.flatMap(HttpServer.HttpServer, (server) => {
       const address = server.address as HttpServer.TcpAddress
+      const open = options.auth === false && !["127.0.0.1", "::1", "localhost"].includes(host)
       // Whatever the log level: scripts and operators wait for this line.
       return Effect.logInfo("listening").pipe(
+        Effect.zipRight(
+          open
+            ? Effect.logWarning(`--no-auth on ${host}: anyone who reaches this port is an admin`)
+            : Effect.void
+        ),
         Effect.annotateLogs({ url: `http://${host}:${address.port}`, auth: options.auth !== false }),
         Logger.withMinimumLogLevel(LogLevel.Info)
       )
