@@ -8,7 +8,10 @@
  * const tm = await TMinusClient.connect({ url: "http://127.0.0.1:7420", apiKey }) // remote
  * ```
  *
- * Runtime-agnostic: it uses the global `fetch` and `WebSocket` (Node ≥ 22, Bun, Deno, browsers).
+ * Runtime-agnostic: it uses the global `fetch` and `WebSocket` (Node ≥ 22, Bun, Deno, browsers;
+ * `pnpm test` runs it on Node, Bun and Deno). On Deno, grant `--allow-net` for the server and
+ * `--allow-env=MSGPACKR_NATIVE_ACCELERATION_DISABLED`: `@effect/rpc`'s serialization module loads
+ * `msgpackr`, which reads that variable when it loads.
  *
  * @since 0.1.0
  */
