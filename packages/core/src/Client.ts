@@ -17,6 +17,7 @@
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as Socket from "@effect/platform/Socket"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
@@ -84,10 +85,14 @@ const endpoint = (base: string, path: string, websocket: boolean) => {
  */
 export const layerProtocol = (options: ConnectOptions): Layer.Layer<RpcClient.Protocol> =>
   options.protocol === "http"
-    ? RpcClient.layerProtocolHttp({ url: endpoint(options.url, "rpc", false) }).pipe(
-        Layer.provide(RpcSerialization.layerNdjson),
-        Layer.provide(FetchHttpClient.layer)
-      )
+    ? RpcClient.layerProtocolHttp({
+        url: endpoint(options.url, "rpc", false),
+        // A refusal (413, 415, 503 while the server drains) is an error, not an endless wait.
+        // (The protocol turns any failure of its client into an `RpcClientError`.)
+        transformClient: HttpClient.filterStatusOk as <E, R>(
+          client: HttpClient.HttpClient.With<E, R>
+        ) => HttpClient.HttpClient.With<E, R>
+      }).pipe(Layer.provide(RpcSerialization.layerNdjson), Layer.provide(FetchHttpClient.layer))
     : RpcClient.layerProtocolSocket({ retryTransientErrors: true }).pipe(
         Layer.provide(Socket.layerWebSocket(endpoint(options.url, "ws", true))),
         Layer.provide(Socket.layerWebSocketConstructorGlobal),

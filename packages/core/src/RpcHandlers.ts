@@ -9,6 +9,8 @@
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
@@ -42,6 +44,18 @@ const bounded = <F extends { readonly limit?: number | undefined }>(filter: F) =
         })
       )
     : Effect.succeed({ ...filter, limit: filter.limit ?? DEFAULT_LIST_LIMIT })
+
+/**
+ * Set by a server's middleware around a remote `watch`: the handler fails it when its client
+ * lags, and the middleware ends the call with it at once. (The stream alone can only fail when
+ * the transport pulls its next chunk, and a transport with acks pulls only after the client's.)
+ *
+ * @since 0.1.0
+ */
+export const currentWatchLagged: FiberRef.FiberRef<Deferred.Deferred<never, WatchLagged> | null> =
+  globalValue(Symbol.for("@t-minus/core/RpcHandlers/currentWatchLagged"), () =>
+    FiberRef.unsafeMake<Deferred.Deferred<never, WatchLagged> | null>(null)
+  )
 
 const ended = (event: Event): WaitResult | null =>
   event.status === "scheduled" ? null : { outcome: event.status, event }
@@ -162,7 +176,9 @@ export const layer = TMinusRpcs.toLayer(
               Queue.bounded<Transition>(REMOTE_WATCH_BUFFER),
               Queue.shutdown
             )
-            const lagged = yield* Deferred.make<never, WatchLagged>()
+            // A server can end the whole call on lag, even while its transport waits for an ack.
+            const lagged =
+              (yield* FiberRef.get(currentWatchLagged)) ?? (yield* Deferred.make<never, WatchLagged>())
             const stop = yield* runner.listen(
               (t) => {
                 if (!queue.unsafeOffer(t))

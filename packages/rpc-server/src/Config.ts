@@ -44,6 +44,7 @@ export const ConfigFile = Schema.Struct({
   auth: Schema.optional(Schema.Boolean),
   bodyLimitBytes: Schema.optional(Positive),
   idleTimeoutMs: Schema.optional(Positive),
+  stallTimeoutMs: Schema.optional(Positive),
   shutdownTimeoutMs: Schema.optional(Whole),
   logLevel: Schema.optional(Schema.Literal("debug", "info", "warning", "error", "none")),
   quotas: Schema.optional(

@@ -31,6 +31,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
@@ -41,7 +42,8 @@ import {
   Runner,
   ServerUnavailable,
   type StorageError,
-  Unauthenticated
+  Unauthenticated,
+  WatchLagged
 } from "@t-minus/core"
 import { Authentication, TMinusRpcs } from "@t-minus/core/rpc"
 import * as RpcHandlers from "@t-minus/core/rpc-handlers"
@@ -49,10 +51,12 @@ import * as Sqlite from "@t-minus/core/sqlite"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -81,6 +85,8 @@ export interface ServerOptions {
   readonly bodyLimitBytes?: number | undefined
   /** A WebSocket that sends nothing (not even a ping) this long is closed; default 30 000 ms. */
   readonly idleTimeoutMs?: number | undefined
+  /** An HTTP response whose client takes nothing for this long is ended; default 30 000 ms. */
+  readonly stallTimeoutMs?: number | undefined
   /** How long shutdown waits for calls in flight; default 10 000 ms. */
   readonly shutdownTimeoutMs?: number | undefined
   /** Per-tenant quotas; default `Quotas.DEFAULT_QUOTA` for every tenant. */
@@ -112,7 +118,11 @@ const LONG_POLLS = new Set(["watch", "waitFor"])
  *
  * @since 0.1.0
  */
-export class Observe extends RpcMiddleware.Tag<Observe>()("Observe", { wrap: true }) {}
+export class Observe extends RpcMiddleware.Tag<Observe>()("Observe", {
+  wrap: true,
+  // Only a `watch` fails here, with the error its contract already declares.
+  failure: WatchLagged
+}) {}
 
 /** The contract with the server's own middleware (it runs outside `Authentication`). */
 const ServerRpcs = TMinusRpcs.middleware(Observe)
@@ -208,7 +218,16 @@ const layerObserve = (state: State) =>
         const tracked = !LONG_POLLS.has(method)
         const started = performance.now()
         if (tracked) state.inFlight++
-        return next.pipe(
+        // A lagging watcher is ended at once, not when its transport next pulls (after an ack).
+        const lagged = method === "watch" ? Deferred.unsafeMake<never, WatchLagged>(FiberId.none) : undefined
+        const handled =
+          lagged === undefined
+            ? next
+            : Effect.raceFirst(
+                Effect.locally(next, RpcHandlers.currentWatchLagged, lagged),
+                Deferred.await(lagged)
+              )
+        return handled.pipe(
           Effect.annotateLogs({ requestId, method }),
           Effect.locally(currentCall, call),
           Effect.onExit((exit) =>
@@ -302,11 +321,72 @@ const unavailable = json(503, { error: "ServerUnavailable", message: "the server
 
 const NDJSON_TYPES = new Set(["application/ndjson", "application/x-ndjson", "application/json"])
 
-/** `POST /rpc`: refuses what is not an ndjson body within the limit before the RPC server reads it. */
+const DIGITS = /^\d{1,40}$/
+
+/**
+ * What is wrong with one decoded message of the wire protocol, or `null`. The RPC layer trusts
+ * these shapes (a header that is not a string pair, or an id that is not a number, throws inside
+ * it), so they are checked first.
+ */
+const messageProblem = (message: unknown): string | null => {
+  if (typeof message !== "object" || message === null || Array.isArray(message)) return "not a message object"
+  const m = message as Record<string, unknown>
+  switch (m._tag) {
+    case "Request": {
+      if (typeof m.id !== "string" || !DIGITS.test(m.id)) return "Request.id: a string of digits"
+      if (typeof m.tag !== "string") return "Request.tag: a string"
+      if (
+        !Array.isArray(m.headers) ||
+        !m.headers.every(
+          (h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string"
+        )
+      ) {
+        return "Request.headers: an array of [name, value] string pairs"
+      }
+      return null
+    }
+    case "Ack":
+    case "Interrupt":
+      return typeof m.requestId === "string" && DIGITS.test(m.requestId)
+        ? null
+        : `${m._tag}.requestId: a string of digits`
+    case "Ping":
+    case "Pong":
+    case "Eof":
+      return null
+    default:
+      return `_tag: one of Request, Ack, Interrupt, Ping, Eof; got ${JSON.stringify(m._tag ?? null)?.slice(0, 64)}`
+  }
+}
+
+/** The first problem of an ndjson body (line numbers from 1); lines that are not JSON are left to the RPC layer. */
+const bodyProblem = (body: string): string | null => {
+  const lines = body.split("\n")
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim()
+    if (line === "") continue
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch {
+      continue
+    }
+    const problem = messageProblem(value)
+    if (problem !== null) return `line ${i + 1}: ${problem}`
+  }
+  return null
+}
+
+/**
+ * `POST /rpc`: refuses what is not an ndjson body within the limit before the RPC server reads it,
+ * and ends a response its client stopped reading for `stallMs` (HTTP has no acks: a stalled
+ * `watch` would otherwise buffer without bound).
+ */
 const guardHttp = <E, R>(
   app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   state: State,
-  limit: number
+  limit: number,
+  stallMs: number
 ) =>
   Effect.gen(function* () {
     if (state.draining) return unavailable
@@ -321,17 +401,56 @@ const guardHttp = <E, R>(
     const tooLarge = json(413, { error: "PayloadTooLarge", message: `bodies are limited to ${limit} bytes` })
     const length = Number(request.headers["content-length"])
     if (Number.isFinite(length) && length > limit) return tooLarge
-    // The body is read once and kept: the RPC server's read below gets this one.
+    // The body is read once and kept: the RPC server's read below gets this one. (A chunked body
+    // that passes the limit ends the connection: the reader destroys the request.)
     const body = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(limit)))
     if (body._tag === "Left") return tooLarge
+    const problem = bodyProblem(body.right)
+    if (problem !== null) return json(400, { error: "BadRequest", message: problem })
+    watchStall(NodeHttpServerRequest.toServerResponse(request), stallMs)
     return yield* app
   })
+
+/** Destroys a response whose client has not taken a byte for `stallMs` while it had some to take. */
+const watchStall = (response: Http.ServerResponse, stallMs: number) => {
+  let blockedSince: number | null = null
+  const timer = setInterval(
+    () => {
+      if (!response.writableNeedDrain) blockedSince = null
+      else if (blockedSince === null) blockedSince = Date.now()
+      else if (Date.now() - blockedSince > stallMs) response.destroy()
+    },
+    Math.max(10, Math.min(1_000, stallMs / 4))
+  )
+  timer.unref()
+  response.once("close", () => clearInterval(timer))
+}
 
 const byteLength = (data: string | Uint8Array) =>
   typeof data === "string" ? Buffer.byteLength(data) : data.byteLength
 
-/** A socket that closes itself on an oversized frame (1009) or after `idleMs` without a frame (1001). */
+const textOf = (data: string | Uint8Array) =>
+  typeof data === "string" ? data : new TextDecoder().decode(data)
+
+/**
+ * A socket that closes itself on an oversized frame (1009) or after `idleMs` without a frame
+ * (1001), answers a frame the RPC layer cannot take with a `Defect` and drops it, and whose
+ * writes never wait past its life (a response to a call whose socket closed is dropped, so the
+ * call ends instead of waiting forever).
+ */
 const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Socket.Socket => {
+  let closed = false
+  const gone = Deferred.unsafeMake<void>(FiberId.none)
+  const writer = Effect.map(
+    socket.writer,
+    (write) => (chunk: Uint8Array | string | Socket.CloseEvent) =>
+      closed
+        ? Effect.void
+        : Effect.raceFirst(
+            Effect.interruptible(write(chunk)).pipe(Effect.catchAllCause(() => Effect.void)),
+            Deferred.await(gone)
+          )
+  )
   const guarded = <_, E, R>(
     handler: (data: string | Uint8Array) => Effect.Effect<_, E, R> | void,
     run: (
@@ -339,27 +458,48 @@ const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Sock
     ) => Effect.Effect<void, Socket.SocketError | E, R>
   ) =>
     Effect.gen(function* () {
-      const write = yield* socket.writer
+      const write = yield* writer
       let last = Date.now()
       const watchdog = yield* Effect.fork(
         Effect.gen(function* () {
           while (Date.now() - last <= idleMs) yield* Effect.sleep(Duration.millis(Math.max(10, idleMs / 4)))
           yield* write(new Socket.CloseEvent(1001, `idle: nothing received for ${idleMs} ms`))
-        }).pipe(Effect.ignore)
+        })
       )
       return yield* run((data) => {
         last = Date.now()
         if (byteLength(data) > limit) {
-          return write(new Socket.CloseEvent(1009, `frames are limited to ${limit} bytes`)).pipe(
-            Effect.ignore
+          return write(
+            new Socket.CloseEvent(1009, `frames are limited to ${limit} bytes`)
           ) as unknown as Effect.Effect<_, E, R>
         }
+        let problem: string | null = null
+        try {
+          problem = messageProblem(JSON.parse(textOf(data)))
+        } catch {
+          // Not JSON: the RPC layer answers that itself.
+        }
+        if (problem !== null) {
+          return write(JSON.stringify({ _tag: "Defect", defect: problem })) as unknown as Effect.Effect<
+            _,
+            E,
+            R
+          >
+        }
         return handler(data)
-      }).pipe(Effect.ensuring(Fiber.interrupt(watchdog)))
+      }).pipe(
+        Effect.ensuring(
+          Effect.suspend(() => {
+            closed = true
+            Deferred.unsafeDone(gone, Effect.void)
+            return Fiber.interrupt(watchdog)
+          })
+        )
+      )
     }).pipe(Effect.scoped)
   return Socket.Socket.of({
     [Socket.TypeId]: Socket.TypeId,
-    writer: socket.writer,
+    writer,
     runRaw: (handler, options) => guarded(handler, (h) => socket.runRaw(h, options)),
     run: (handler, options) =>
       guarded(handler as (data: string | Uint8Array) => any, (h) => socket.run(h as any, options))
@@ -375,7 +515,11 @@ const rpcRoutes = (state: State, options: ServerOptions) => {
     Effect.gen(function* () {
       const router = yield* HttpLayerRouter.HttpRouter
       const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
-      yield* router.add("POST", "/rpc", guardHttp(httpApp, state, limit))
+      yield* router.add(
+        "POST",
+        "/rpc",
+        guardHttp(httpApp, state, limit, options.stallTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
+      )
       return protocol
     })
   ).pipe(Layer.provide(RpcSerialization.layerNdjson))

@@ -48,7 +48,8 @@ viewer (reads). "keys create" prints the key once; only its hash is stored.
 
 Config file (every key optional; unknown keys are refused):
   { "port": 7420, "host": "127.0.0.1", "db": "./t-minus.db", "auth": true,
-    "logLevel": "info", "bodyLimitBytes": 1048576, "idleTimeoutMs": 30000, "shutdownTimeoutMs": 10000,
+    "logLevel": "info", "bodyLimitBytes": 1048576, "idleTimeoutMs": 30000, "stallTimeoutMs": 30000,
+    "shutdownTimeoutMs": 10000,
     "quotas": { "default": { "activeEvents": 100000, "requestsPerSecond": 1000, "burst": 2000 },
                 "tenants": { "<tenant>": { ... } } },
     "runner": { "actions": { "commands": { "<name>": { "command": "/usr/bin/x", "args": [] } },
@@ -223,6 +224,7 @@ const serve = (args: Array<string>) => {
     logLevel,
     bodyLimitBytes,
     idleTimeoutMs: file.idleTimeoutMs,
+    stallTimeoutMs: file.stallTimeoutMs,
     shutdownTimeoutMs: file.shutdownTimeoutMs,
     quotas: file.quotas,
     runner: file.runner,
