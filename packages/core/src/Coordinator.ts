@@ -239,7 +239,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       Effect.flatMap(FiberRef.get(currentTenant), (scope) => {
         const limit = scope?.maxActiveEvents
         if (scope === null || limit === undefined) return Effect.void
-        return Effect.flatMap(store.countEvents({ tenant: scope.tenant, status: "scheduled" }), (active) =>
+        return Effect.flatMap(store.countActive(scope.tenant), (active) =>
           active + count <= limit
             ? Effect.void
             : Effect.flatMap(

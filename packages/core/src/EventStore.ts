@@ -74,6 +74,8 @@ export interface EventStoreShape {
   readonly getEvent: (id: string) => Effect.Effect<Option.Option<Event>, StorageError>
   /** Events matching the filter, ordered by (fireAt ?? dueAt, id), events with neither last. */
   readonly listEvents: (filter: EventFilter) => Effect.Effect<ReadonlyArray<Event>, StorageError>
+  /** How many of `tenant`'s events are scheduled (not yet ended): what its quota counts. */
+  readonly countActive: (tenant: string) => Effect.Effect<number, StorageError>
   /** How many events `listEvents` would return, without its `limit`. */
   readonly countEvents: (filter: EventFilter) => Effect.Effect<number, StorageError>
   /** At most `limit` events with `dueAt ≤ now`, earliest first; reads only due rows. */
@@ -292,6 +294,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
         return filter.limit === undefined ? out : out.slice(0, filter.limit)
       }),
     countEvents: (filter) => read(() => matching(filter).length),
+    countActive: (tenant) => read(() => matching({ tenant, status: "scheduled" }).length),
     dueEvents: (now, limit) =>
       read(() =>
         [...events.values()]

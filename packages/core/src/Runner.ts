@@ -153,6 +153,16 @@ const survive = <R>(label: string, effect: Effect.Effect<void, unknown, R>): Eff
         )
   )
 
+/** Rows of the history log read at a time by the watch tail. */
+const TAIL_BATCH = 1_000
+/**
+ * After a read that found commits, the watch tail waits this long (on the real clock) before it
+ * reads again, so a burst of commits costs a read per window, not per commit. The first commit
+ * after a quiet spell is read at once; later ones in a burst reach watchers up to this much later.
+ */
+const TAIL_WINDOW = Duration.millis(2)
+const liveClock = Clock.make()
+
 /** Whether a transition passes a watch filter. @since 0.1.0 */
 export const matches =
   (filter: WatchFilter) =>
@@ -506,13 +516,16 @@ export const make = (
           Effect.gen(function* () {
             const seen = yield* wake.localChanges
             if (watchers + listeners.size > 0) {
-              const rows = yield* store.historySince(lastSeq, 1_000)
+              const rows = yield* store.historySince(lastSeq, TAIL_BATCH)
               if (rows.length > 0) {
                 lastSeq = rows[rows.length - 1]!.seq
                 const failed = yield* notify(rows)
                 if (failed !== undefined)
                   yield* Effect.logWarning("t-minus runner: a watch listener threw", failed)
                 if (watchers > 0) yield* PubSub.publishAll(hub, rows)
+                // Read again at once after a full batch; otherwise after a short window, so under
+                // load one read takes the commits of the window rather than one read per commit.
+                if (rows.length < TAIL_BATCH) yield* Effect.withClock(Effect.sleep(TAIL_WINDOW), liveClock)
                 return
               }
             }

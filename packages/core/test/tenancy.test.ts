@@ -4,12 +4,16 @@ import * as Either from "effect/Either"
 import * as TestClock from "effect/TestClock"
 import { Coordinator, withTenant } from "../src/Coordinator.ts"
 import type { CoordinatorError } from "../src/Errors.ts"
+import { EventStore } from "../src/EventStore.ts"
 import { backends, coordinatorOn, T0 } from "./backends.ts"
 
 const acme = withTenant({ tenant: "acme" })
 const globex = withTenant({ tenant: "globex" })
 
-const scenario = <A, E>(store: (typeof backends)[number][1], body: Effect.Effect<A, E, Coordinator>) =>
+const scenario = <A, E>(
+  store: (typeof backends)[number][1],
+  body: Effect.Effect<A, E, Coordinator | EventStore>
+) =>
   Effect.gen(function* () {
     yield* TestClock.setTime(T0)
     return yield* body
@@ -135,6 +139,17 @@ for (const [backend, store] of backends) {
             yield* TestClock.adjust("11 minutes")
             yield* c.tick()
             assert.strictEqual((yield* limited(c.scheduleMany([{ kind: "timer", at: "+1m" }]))).length, 1)
+            // The quota's count (kept by triggers on SQLite) agrees with counting, after inserts,
+            // cancels, firings and a rollback.
+            const store = yield* EventStore
+            for (const tenant of ["acme", "globex"]) {
+              assert.strictEqual(
+                yield* store.countActive(tenant),
+                yield* store.countEvents({ tenant, status: "scheduled" }),
+                tenant
+              )
+            }
+            assert.strictEqual(yield* store.countActive("acme"), 1)
           })
         )
     )

@@ -29,7 +29,14 @@ const number = (n: number) =>
         ? "-Inf"
         : String(n)
 
-const keyOf = (labels: Labels) => labelText(labels)
+/** A series' key: its labels, in name order, without the escaping the text format needs. */
+const keyOf = (labels: Labels) => {
+  const names = Object.keys(labels)
+  if (names.length > 1) names.sort()
+  let key = ""
+  for (const name of names) key += `${name}\u0000${labels[name]}\u0001`
+  return key
+}
 
 /** @since 0.1.0 */
 export interface Counter {
