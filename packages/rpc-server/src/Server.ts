@@ -444,8 +444,31 @@ const watchStall = (response: Http.ServerResponse, stallMs: number) => {
 const byteLength = (data: string | Uint8Array) =>
   typeof data === "string" ? Buffer.byteLength(data) : data.byteLength
 
-const textOf = (data: string | Uint8Array) =>
-  typeof data === "string" ? data : new TextDecoder().decode(data)
+/**
+ * JSON frames for the WebSocket route, each message checked as it is decoded (one parse): a
+ * message the RPC layer cannot take is thrown as a string, which @effect/rpc answers with a
+ * `Defect` naming the problem, dropping only that frame.
+ */
+const checkedJson = Layer.succeed(
+  RpcSerialization.RpcSerialization,
+  RpcSerialization.RpcSerialization.of({
+    ...RpcSerialization.json,
+    unsafeMake: () => {
+      const inner = RpcSerialization.json.unsafeMake()
+      return {
+        ...inner,
+        decode: (data) => {
+          const messages = inner.decode(data)
+          for (const message of messages) {
+            const problem = messageProblem(message)
+            if (problem !== null) throw problem
+          }
+          return messages
+        }
+      }
+    }
+  })
+)
 
 /**
  * A socket that closes itself on an oversized frame (1009) or after `idleMs` without a frame
@@ -455,16 +478,21 @@ const textOf = (data: string | Uint8Array) =>
  */
 const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Socket.Socket => {
   let closed = false
-  const gone = Deferred.unsafeMake<void>(FiberId.none)
+  // Fibers whose write is waiting on the socket: interrupted when it goes (a write completes at
+  // once while the socket is open, so this set stays tiny).
+  const waiting = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
   const writer = Effect.map(
     socket.writer,
     (write) => (chunk: Uint8Array | string | Socket.CloseEvent) =>
       closed
         ? Effect.void
-        : Effect.raceFirst(
-            Effect.interruptible(write(chunk)).pipe(Effect.catchAllCause(() => Effect.void)),
-            Deferred.await(gone)
-          )
+        : Effect.withFiberRuntime<void>((fiber) => {
+            waiting.add(fiber)
+            return Effect.interruptible(write(chunk)).pipe(
+              Effect.catchAllCause(() => Effect.void),
+              Effect.ensuring(Effect.sync(() => waiting.delete(fiber)))
+            )
+          })
   )
   const guarded = <_, E, R>(
     handler: (data: string | Uint8Array) => Effect.Effect<_, E, R> | void,
@@ -488,25 +516,13 @@ const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Sock
             new Socket.CloseEvent(1009, `frames are limited to ${limit} bytes`)
           ) as unknown as Effect.Effect<_, E, R>
         }
-        let problem: string | null = null
-        try {
-          problem = messageProblem(JSON.parse(textOf(data)))
-        } catch {
-          // Not JSON: the RPC layer answers that itself.
-        }
-        if (problem !== null) {
-          return write(JSON.stringify({ _tag: "Defect", defect: problem })) as unknown as Effect.Effect<
-            _,
-            E,
-            R
-          >
-        }
         return handler(data)
       }).pipe(
         Effect.ensuring(
           Effect.suspend(() => {
             closed = true
-            Deferred.unsafeDone(gone, Effect.void)
+            for (const fiber of waiting) fiber.unsafeInterruptAsFork(FiberId.none)
+            waiting.clear()
             return Fiber.interrupt(watchdog)
           })
         )
@@ -556,7 +572,7 @@ const rpcRoutes = (state: State, options: ServerOptions) => {
       )
       return protocol
     })
-  ).pipe(Layer.provide(RpcSerialization.layerJson))
+  ).pipe(Layer.provide(checkedJson))
   const serve = (protocol: typeof http) =>
     RpcServer.layer(ServerRpcs, { spanPrefix: "t-minus" }).pipe(Layer.provide(protocol))
   return Layer.mergeAll(serve(http), serve(websocket))
