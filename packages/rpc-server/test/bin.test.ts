@@ -4,7 +4,7 @@ import * as NodePath from "node:path"
 import { TMinus } from "@t-minus/core"
 import { TMinusClient } from "@t-minus/core/client"
 import { afterEach, assert, describe, it } from "vitest"
-import { rejection, run, serve, tempDir } from "./harness.ts"
+import { binKey, rejection, run, serve, tempDir } from "./harness.ts"
 
 const children: Array<ChildProcessWithoutNullStreams> = []
 afterEach(() => {
@@ -91,23 +91,7 @@ describe("t-minus-server (the bin)", () => {
       config,
       JSON.stringify({ db, quotas: { default: { activeEvents: 1 } }, logLevel: "warning" })
     )
-    const { key } = JSON.parse(
-      (
-        await run([
-          "keys",
-          "create",
-          "--tenant",
-          "t",
-          "--principal",
-          "p",
-          "--role",
-          "admin",
-          "--db",
-          db,
-          "--json"
-        ])
-      ).out
-    )
+    const key = await binKey(db, "t", "p", "admin")
     const server = await serve(["--config", config, "--log-level", "info"])
     children.push(server.child)
     const client = await TMinusClient.connect({ url: server.url, apiKey: key, protocol: "http" })

@@ -6,7 +6,7 @@ import * as NodePath from "node:path"
 import { TMinus } from "@t-minus/core"
 import { TMinusClient } from "@t-minus/core/client"
 import { afterEach, assert, describe, it } from "vitest"
-import { run, serve, tempDir } from "./harness.ts"
+import { binKey, serve, tempDir } from "./harness.ts"
 
 const children: Array<ChildProcessWithoutNullStreams> = []
 afterEach(() => {
@@ -27,23 +27,7 @@ describe("t-minus-server shutdown and tracing", () => {
         logLevel: "warning"
       })
     )
-    const { key } = JSON.parse(
-      (
-        await run([
-          "keys",
-          "create",
-          "--tenant",
-          "t",
-          "--principal",
-          "p",
-          "--role",
-          "admin",
-          "--db",
-          db,
-          "--json"
-        ])
-      ).out
-    )
+    const key = await binKey(db, "t", "p", "admin")
     const server = await serve(["--db", db, "--config", config, "--log-level", "info"])
     children.push(server.child)
 

@@ -102,3 +102,22 @@ export const serve = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) 
     child.on("exit", (code) => reject(new Error(`server exited ${code} before listening: ${err}`)))
     setTimeout(() => reject(new Error(`no "listening" line within 20 s: ${out} ${err}`)), 20_000)
   })
+
+/** Makes an API key with the bin (`keys create --json`) on a database file; returns the key. */
+export const binKey = async (db: string, tenant: string, principal: string, role: Access.Role) => {
+  const created = await run([
+    "keys",
+    "create",
+    "--tenant",
+    tenant,
+    "--principal",
+    principal,
+    "--role",
+    role,
+    "--db",
+    db,
+    "--json"
+  ])
+  if (created.code !== 0) throw new Error(`keys create exited ${created.code}: ${created.err}`)
+  return JSON.parse(created.out).key as string
+}
