@@ -19,10 +19,11 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Actions from "./Actions.ts"
 import * as CoordinatorModule from "./Coordinator.ts"
@@ -85,6 +86,12 @@ export interface RunnerOptions {
   readonly attemptLeaseMs?: number | undefined
   /** The longest single sleep before the wall clock is read again, in ms; default `CLOCK_CHECK_MS`. */
   readonly clockCheckMs?: number | undefined
+  /**
+   * When the runner stops, how long attempts already running may take to finish (and have their
+   * outcome recorded) before they are cut short, in ms of real time; default 5 000. An attempt cut
+   * short is attempted again after its lease (delivery is at least once).
+   */
+  readonly shutdownGraceMs?: number | undefined
 }
 
 /**
@@ -152,6 +159,9 @@ const survive = <R>(label: string, effect: Effect.Effect<void, unknown, R>): Eff
           Effect.sleep(Duration.seconds(1))
         )
   )
+
+/** How long running attempts may take to finish when the runner stops, by default. @since 0.1.0 */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000
 
 /** Rows of the history log read at a time by the watch tail. */
 const TAIL_BATCH = 1_000
@@ -378,6 +388,9 @@ export const make = (
     // claim's token: an outcome that comes back after someone else claimed the action again (or it
     // was retried by hand) goes into history but leaves the action's state alone.
     const running = new Set<string>()
+    // Attempts run in a scope of their own: stopping lets them finish (bounded) before it closes.
+    const attempts = yield* Scope.make()
+    let stopping = false
     const optional = yield* Effect.all({
       exec: Effect.serviceOption(CommandExecutor.CommandExecutor),
       fs: Effect.serviceOption(FileSystem.FileSystem),
@@ -453,6 +466,7 @@ export const make = (
           "delivery",
           Effect.gen(function* () {
             const seen = yield* wake.localChanges
+            if (stopping) return yield* Effect.never
             if (running.size >= concurrency) return yield* wake.awaitLocalChange(seen)
             const now = yield* Clock.currentTimeMillis
             // Read outside a transaction first: an idle runner never takes the write lock.
@@ -462,7 +476,7 @@ export const make = (
               for (const queued of claimed) {
                 const leaseAt = queued.nextAttemptAt!.getTime()
                 running.add(queued.key)
-                yield* Effect.forkScoped(
+                yield* Effect.forkIn(
                   survive(`action ${queued.key}`, deliverOne(queued, leaseAt)).pipe(
                     Effect.ensuring(
                       Effect.sync(() => {
@@ -470,7 +484,8 @@ export const make = (
                         wake.bump()
                       })
                     )
-                  )
+                  ),
+                  attempts
                 )
               }
               if (claimed.length > 0) return
@@ -557,6 +572,27 @@ export const make = (
         Effect.sync(() => {
           watchers -= 1
         })
+    )
+
+    // Stopping, first of all (this finalizer is added after the loops): no new claims, attempts
+    // already running finish and record their outcome (bounded, on the real clock), then the rest
+    // is cut short.
+    const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        stopping = true
+        const idle = Effect.suspend(() =>
+          running.size === 0 ? Effect.succeed(true) : Effect.as(Effect.sleep(Duration.millis(10)), false)
+        )
+        yield* Effect.withClock(
+          Effect.timeoutOption(
+            idle.pipe(Effect.repeat({ until: (done) => done })),
+            Duration.millis(shutdownGraceMs)
+          ),
+          liveClock
+        )
+        yield* Scope.close(attempts, Exit.void)
+      })
     )
 
     return {

@@ -411,3 +411,43 @@ describe("changes by another process", () => {
     30_000
   )
 })
+
+describe("runner shutdown", () => {
+  it("an attempt running when the runner stops finishes and is recorded, not cut short", async () => {
+    const { TMinus } = await import("../src/TMinus.ts")
+    const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "t-minus-grace-"))
+    const filename = NodePath.join(dir, "grace.db")
+    let arrived = (): void => {}
+    const received = new Promise<void>((resolve) => {
+      arrived = resolve
+    })
+    // A receiver that answers 600 ms after the request arrives.
+    const server = Http.createServer((req, res) => {
+      req.resume()
+      req.on("end", () => {
+        arrived()
+        setTimeout(() => res.writeHead(200).end(), 600)
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
+    try {
+      const tm = await TMinus.open({ filename, runner: true })
+      await tm.scheduleTimer({ in: "50ms", onFire: [{ _tag: "webhook", url }] })
+      await received
+      const closing = Date.now()
+      await tm.close()
+      // Closing waited for the answer (not the 5 s grace), and the outcome is in the store.
+      assert.isAtLeast(Date.now() - closing, 400)
+      assert.isBelow(Date.now() - closing, 4_000)
+      const reopened = await TMinus.open({ filename })
+      const [action] = await reopened.listActions()
+      await reopened.close()
+      assert.strictEqual(action?.status, "delivered")
+      assert.strictEqual(action?.attempts, 1)
+    } finally {
+      server.close()
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }, 20_000)
+})

@@ -66,7 +66,8 @@ export const ConfigFile = Schema.Struct({
       ),
       retrySchedule: exact(Schema.Array(Schema.Union(Schema.Number, Schema.String))),
       misfireGraceMs: exact(Whole),
-      deliveryConcurrency: exact(Positive)
+      deliveryConcurrency: exact(Positive),
+      shutdownGraceMs: exact(Whole)
     })
   )
 })
