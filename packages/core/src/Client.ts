@@ -27,15 +27,14 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { CancelOptions } from "./Coordinator.ts"
 import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
 import type { ActionFilter, EventFilter } from "./EventStore.ts"
+import { valueOrThrow } from "./internal/exit.ts"
 import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
 import { Authentication, TMinusRpcs, type WaitResult } from "./Rpc.ts"
 import type { WatchFilter } from "./Runner.ts"
@@ -151,11 +150,7 @@ export class TMinusClient {
   }
 
   private async run<A, E>(use: (c: RemoteClientShape) => Effect.Effect<A, E>): Promise<A> {
-    const exit = await this.runtime.runPromiseExit(Effect.flatMap(RemoteClient, use))
-    if (Exit.isSuccess(exit)) return exit.value
-    // Throw the typed error itself, not a wrapper, so callers can `instanceof` it.
-    const failure = Cause.failureOption(exit.cause)
-    throw Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+    return valueOrThrow(await this.runtime.runPromiseExit(Effect.flatMap(RemoteClient, use)))
   }
 
   schedule(input: ScheduleInput): Promise<Event> {

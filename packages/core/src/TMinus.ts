@@ -14,10 +14,8 @@
  */
 
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
@@ -31,6 +29,7 @@ import type { CoordinatorError } from "./Errors.ts"
 import type { Campaign, Event, HistoryEntry, QueuedAction, TickResult, Transition } from "./Event.ts"
 import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import { type EventStore, layerMemory } from "./EventStore.ts"
+import { valueOrThrow } from "./internal/exit.ts"
 import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
 import * as Runner from "./Runner.ts"
 import type { TimeInput } from "./TimeGrammar.ts"
@@ -127,11 +126,7 @@ export class TMinus {
   }
 
   private async run<A>(use: (c: CoordinatorShape) => Effect.Effect<A, CoordinatorError>): Promise<A> {
-    const exit = await this.runtime.runPromiseExit(Effect.flatMap(Coordinator, use))
-    if (Exit.isSuccess(exit)) return exit.value
-    // Throw the typed error itself, not a wrapper, so callers can `instanceof` it.
-    const failure = Cause.failureOption(exit.cause)
-    throw Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+    return valueOrThrow(await this.runtime.runPromiseExit(Effect.flatMap(Coordinator, use)))
   }
 
   schedule(input: ScheduleInput): Promise<Event> {

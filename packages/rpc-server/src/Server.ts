@@ -394,14 +394,14 @@ const bodyProblem = (body: string): string | null => {
 
 /**
  * `POST /rpc`: refuses what is not an ndjson body within the limit before the RPC server reads it,
- * and ends a response its client stopped reading for `stallMs` (HTTP has no acks: a stalled
+ * and hands the response to the stall watch (HTTP has no acks: a stalled
  * `watch` would otherwise buffer without bound).
  */
 const guardHttp = <E, R>(
   app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   state: State,
   limit: number,
-  stallMs: number
+  watchStall: (response: Http.ServerResponse) => void
 ) =>
   Effect.gen(function* () {
     if (state.draining) return unavailable
@@ -422,24 +422,35 @@ const guardHttp = <E, R>(
     if (body._tag === "Left") return tooLarge
     const problem = bodyProblem(body.right)
     if (problem !== null) return json(400, { error: "BadRequest", message: problem })
-    watchStall(NodeHttpServerRequest.toServerResponse(request), stallMs)
+    watchStall(NodeHttpServerRequest.toServerResponse(request))
     return yield* app
   })
 
-/** Destroys a response whose client has not taken a byte for `stallMs` while it had some to take. */
-const watchStall = (response: Http.ServerResponse, stallMs: number) => {
-  let blockedSince: number | null = null
-  const timer = setInterval(
-    () => {
-      if (!response.writableNeedDrain) blockedSince = null
-      else if (blockedSince === null) blockedSince = Date.now()
-      else if (Date.now() - blockedSince > stallMs) response.destroy()
-    },
-    Math.max(10, Math.min(1_000, stallMs / 4))
-  )
-  timer.unref()
-  response.once("close", () => clearInterval(timer))
-}
+/**
+ * Ends responses whose client has not taken a byte for `stallMs` while they had some to take: one
+ * timer for all open responses (not one per request), stopped with the scope.
+ */
+const makeStallWatch = (stallMs: number) =>
+  Effect.gen(function* () {
+    const open = new Map<Http.ServerResponse, number | null>() // response → blocked since
+    const timer = setInterval(
+      () => {
+        const now = Date.now()
+        for (const [response, blockedSince] of open) {
+          if (!response.writableNeedDrain) open.set(response, null)
+          else if (blockedSince === null) open.set(response, now)
+          else if (now - blockedSince > stallMs) response.destroy()
+        }
+      },
+      Math.max(10, Math.min(1_000, stallMs / 4))
+    )
+    timer.unref()
+    yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(timer)))
+    return (response: Http.ServerResponse) => {
+      open.set(response, null)
+      response.once("close", () => open.delete(response))
+    }
+  })
 
 const byteLength = (data: string | Uint8Array) =>
   typeof data === "string" ? Buffer.byteLength(data) : data.byteLength
@@ -541,16 +552,13 @@ const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Sock
 const rpcRoutes = (state: State, options: ServerOptions) => {
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
-  const http = Layer.effect(
+  const http = Layer.scoped(
     RpcServer.Protocol,
     Effect.gen(function* () {
       const router = yield* HttpLayerRouter.HttpRouter
       const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
-      yield* router.add(
-        "POST",
-        "/rpc",
-        guardHttp(httpApp, state, limit, options.stallTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
-      )
+      const watchStall = yield* makeStallWatch(options.stallTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
+      yield* router.add("POST", "/rpc", guardHttp(httpApp, state, limit, watchStall))
       return protocol
     })
   ).pipe(Layer.provide(RpcSerialization.layerNdjson))

@@ -14,7 +14,7 @@ import * as NodePath from "node:path"
 import { TMinusClient } from "@t-minus/core/client"
 import * as Fiber from "effect/Fiber"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { type Running, run, serve, start, tempDir } from "./harness.ts"
+import { binKey, type Running, serve, start, tempDir } from "./harness.ts"
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -1254,25 +1254,8 @@ describe("fuzz: seeded random and mutated frames", () => {
     const db = NodePath.join(dir, "server.db")
     const config = NodePath.join(dir, "server.json")
     Fs.writeFileSync(config, JSON.stringify({ quotas: FUZZ_QUOTAS }))
-    const keyOf = async (tenant: string) => {
-      const created = await run([
-        "keys",
-        "create",
-        "--tenant",
-        tenant,
-        "--principal",
-        "root",
-        "--role",
-        "admin",
-        "--db",
-        db,
-        "--json"
-      ])
-      assert.strictEqual(created.code, 0, created.err)
-      return JSON.parse(created.out).key as string
-    }
-    const fuzzKey = await keyOf("fuzz")
-    const checkKey = await keyOf("acme")
+    const fuzzKey = await binKey(db, "fuzz", "root", "admin")
+    const checkKey = await binKey(db, "acme", "root", "admin")
     const inspectPort = await freePort()
     const server = await serve(["--db", db, "--config", config, "--body-limit", String(FUZZ_LIMIT)], {
       NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}`
