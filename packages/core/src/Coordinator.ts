@@ -8,8 +8,11 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
@@ -162,6 +165,19 @@ const QUOTA_RETRY_FALLBACK_MS = 60_000
  */
 export class Coordinator extends Context.Tag("@t-minus/core/Coordinator")<Coordinator, CoordinatorShape>() {}
 
+/**
+ * Resumes after the event loop's current turn: after the I/O callbacks already due (Node's check
+ * phase), not just after the microtasks.
+ */
+const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  if (typeof setImmediate === "function") {
+    const handle = setImmediate(() => resume(Effect.void))
+    return Effect.sync(() => clearImmediate(handle))
+  }
+  const handle = setTimeout(() => resume(Effect.void), 0)
+  return Effect.sync(() => clearTimeout(handle))
+})
+
 /** How many due events one tick loads at a time. */
 const TICK_BATCH = 1_000
 
@@ -242,17 +258,16 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         return Effect.flatMap(store.countActive(scope.tenant), (active) =>
           active + count <= limit
             ? Effect.void
-            : Effect.flatMap(
-                store.listEvents({ tenant: scope.tenant, status: "scheduled", limit: 1 }),
-                (earliest) => {
-                  // The earliest a slot frees: when the tenant's next event is due to end.
-                  const next = earliest[0]?.dueAt ?? earliest[0]?.fireAt ?? null
-                  const retryAfterMs =
-                    next === null ? QUOTA_RETRY_FALLBACK_MS : Math.max(1_000, next.getTime() - now)
-                  return Effect.fail(new ResourceExhausted({ resource: "activeEvents", limit, retryAfterMs }))
-                }
-              )
+            : Effect.flatMap(exhausted(scope.tenant, limit, now), Effect.fail)
         )
+      })
+
+    /** The refusal of a tenant at its quota, with when to retry: when its next event is due to end. */
+    const exhausted = (tenant: string, limit: number, now: number) =>
+      Effect.map(store.listEvents({ tenant, status: "scheduled", limit: 1 }), (earliest) => {
+        const next = earliest[0]?.dueAt ?? earliest[0]?.fireAt ?? null
+        const retryAfterMs = next === null ? QUOTA_RETRY_FALLBACK_MS : Math.max(1_000, next.getTime() - now)
+        return new ResourceExhausted({ resource: "activeEvents", limit, retryAfterMs })
       })
 
     const commit = (events: ReadonlyArray<Event>, history: ReadonlyArray<HistoryEntry>) =>
@@ -295,20 +310,111 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       return event.after === null ? Effect.succeed(event) : resolveAfter(event, event.after, now)
     }
 
+    const scheduledEntry = (e: Event, now: number) =>
+      Lifecycle.historyEntry(e, "scheduled", e.organizer, now, {
+        fireAt: e.fireAt?.toISOString() ?? null,
+        quorum: e.quorum,
+        attendees: e.attendees.length,
+        ...(e.after === null ? {} : { after: e.after.eventId, offsetMs: e.after.offsetMs })
+      })
+
     const insert = (events: ReadonlyArray<Event>, now: number) =>
       Effect.zipRight(
         store.insertEvents(events),
-        store.appendHistory(
-          events.map((e) =>
-            Lifecycle.historyEntry(e, "scheduled", e.organizer, now, {
-              fireAt: e.fireAt?.toISOString() ?? null,
-              quorum: e.quorum,
-              attendees: e.attendees.length,
-              ...(e.after === null ? {} : { after: e.after.eventId, offsetMs: e.after.offsetMs })
+        store.appendHistory(events.map((e) => scheduledEntry(e, now)))
+      )
+
+    /**
+     * Group commit. Single schedules that arrive while a transaction is running wait here and are
+     * then committed together, in one transaction, each answered with its own outcome (a quota
+     * refusal of one does not affect the others). One commit, one change signal and one wake of
+     * the runner per group instead of per event.
+     */
+    interface Waiting {
+      readonly event: Event
+      readonly scope: TenantScope | null
+      readonly now: number
+      readonly done: Deferred.Deferred<Event, CoordinatorError>
+    }
+    let waiting: Array<Waiting> = []
+    const groupLock = Effect.unsafeMakeSemaphore(1)
+
+    const commitGroup = (group: ReadonlyArray<Waiting>) =>
+      Effect.flatMap(
+        Effect.exit(
+          store.transaction(
+            Effect.gen(function* () {
+              const active = new Map<string, number>()
+              const admitted: Array<Waiting> = []
+              const over: Array<readonly [Waiting, number]> = []
+              for (const w of group) {
+                const limit = w.scope?.maxActiveEvents
+                if (limit !== undefined) {
+                  const tenant = w.event.tenant
+                  const count = active.get(tenant) ?? (yield* store.countActive(tenant))
+                  active.set(tenant, count)
+                  if (count + 1 > limit) {
+                    over.push([w, limit])
+                    continue
+                  }
+                  active.set(tenant, count + 1)
+                }
+                admitted.push(w)
+              }
+              yield* store.insertEvents(admitted.map((w) => w.event))
+              yield* store.appendHistory(admitted.map((w) => scheduledEntry(w.event, w.now)))
+              // Refusals say when to retry from the tenant's events, this group's included.
+              const refused: Array<readonly [Waiting, ResourceExhausted]> = []
+              for (const [w, limit] of over) refused.push([w, yield* exhausted(w.event.tenant, limit, w.now)])
+              return refused
             })
           )
-        )
+        ),
+        (exit) =>
+          Effect.sync(() => {
+            if (Exit.isFailure(exit)) {
+              for (const w of group) Deferred.unsafeDone(w.done, Exit.failCause(exit.cause))
+              return
+            }
+            const refusedBy = new Map(exit.value)
+            for (const w of group) {
+              const refusal = refusedBy.get(w)
+              Deferred.unsafeDone(w.done, refusal === undefined ? Exit.succeed(w.event) : Exit.fail(refusal))
+            }
+          })
       )
+
+    const scheduleGrouped = (event: Event, scope: TenantScope | null, now: number) =>
+      Effect.suspend(() => {
+        const w: Waiting = { event, scope, now, done: Deferred.unsafeMake(FiberId.none) }
+        waiting.push(w)
+        // Whoever gets the lock with its event still queued commits everything queued, its own
+        // event included; the others then find theirs done. The leader first lets the event loop
+        // finish its turn, so that requests read from other sockets meanwhile join the group.
+        // Interrupted before its event is taken, a caller takes it out of the queue unwritten.
+        const lead = groupLock.withPermits(1)(
+          Effect.suspend(() =>
+            waiting.includes(w)
+              ? Effect.zipRight(
+                  nextTurn,
+                  Effect.suspend(() => {
+                    const group = waiting
+                    waiting = []
+                    return group.length === 0 ? Effect.void : Effect.uninterruptible(commitGroup(group))
+                  })
+                )
+              : Effect.void
+          )
+        )
+        return Effect.zipRight(
+          Effect.onInterrupt(lead, () =>
+            Effect.sync(() => {
+              waiting = waiting.filter((other) => other !== w)
+            })
+          ),
+          Deferred.await(w.done)
+        )
+      })
 
     const scheduleMany = (inputs: ReadonlyArray<Lifecycle.ScheduleInput>) =>
       Effect.gen(function* () {
@@ -338,19 +444,29 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         )
       })
 
-    const schedule = (input: Lifecycle.ScheduleInput) =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const tenant = (yield* FiberRef.get(currentTenant))?.tenant ?? DEFAULT_TENANT
-        return yield* store.transaction(
-          Effect.gen(function* () {
-            const event = yield* build(input, now, tenant)
-            yield* admit(1, now)
-            yield* insert([event], now)
-            return event
-          })
-        )
-      })
+    const schedule = (input: Lifecycle.ScheduleInput): Effect.Effect<Event, CoordinatorError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.withFiberRuntime((fiber) => {
+          const scope = fiber.getFiberRef(currentTenant)
+          const tenant = scope?.tenant ?? DEFAULT_TENANT
+          const alone = store.transaction(
+            Effect.gen(function* () {
+              const event = yield* build(input, now, tenant)
+              yield* admit(1, now)
+              yield* insert([event], now)
+              return event
+            })
+          )
+          // A relative start reads its predecessor in the transaction; inside a caller's own
+          // transaction the event must commit (or not) with it.
+          if (input.after !== undefined) return alone
+          const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
+          if (Either.isLeft(built)) return Effect.fail(built.left)
+          return Effect.flatMap(store.inTransaction, (inside) =>
+            inside ? alone : scheduleGrouped(built.right, scope, now)
+          )
+        })
+      )
 
     const respond = (eventId: string, agent: string, response: Lifecycle.Response) =>
       Effect.gen(function* () {

@@ -68,6 +68,8 @@ export interface Dependent {
 export interface EventStoreShape {
   /** Runs `effect` atomically: on failure nothing it wrote remains. */
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+  /** Whether the current fiber runs inside an open `transaction`. */
+  readonly inTransaction: Effect.Effect<boolean>
   readonly insertEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void, StorageError>
   /** Writes new versions of existing events. */
   readonly updateEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void, StorageError>
@@ -278,6 +280,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
               })
             )
       ),
+    inTransaction: FiberRef.get(inTransaction),
     insertEvents: (list) =>
       Effect.sync(() => {
         for (const event of list) setIn(events, event.id, event)

@@ -43,6 +43,8 @@ export interface SqlDriver {
    * a transaction of the same driver, `effect` joins it.
    */
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+  /** Whether the current fiber runs inside an open transaction of this driver. */
+  readonly inTransaction: Effect.Effect<boolean>
   /**
    * A number that changes when another connection commits a write: SQLite's `PRAGMA data_version`;
    * on Postgres a counter that every commit that wrote advances (this process's included). A
@@ -214,6 +216,7 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
       all,
       run,
       transaction,
+      inTransaction: Effect.map(FiberRef.get(current), isOpen),
       dataVersion: Effect.map(
         all<{ value: unknown }>(
           dialect === "pg"

@@ -521,6 +521,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
 
     const shape: EventStoreShape = {
       transaction,
+      inTransaction: driver.inTransaction,
       insertEvents: (events) =>
         Effect.gen(function* () {
           for (const part of chunks(events)) {

@@ -71,8 +71,12 @@ const WORKER_CHECKPOINT_AFTER_CHANGES = 250
  */
 const CHECKPOINT_FORCED_AFTER_FRAMES = 2_048
 
-/** Row changes the worker may fall behind by (a starved thread) before writers wait for it. */
-const CHECKPOINT_FORCED_BACKLOG = 2_000
+/**
+ * Row changes the worker may fall behind by (a starved thread, or one still starting) before
+ * writers wait for it. A small commit writes about four WAL pages per changed row (the indexes),
+ * so this keeps the backlog near `CHECKPOINT_FORCED_AFTER_FRAMES` too.
+ */
+const CHECKPOINT_FORCED_BACKLOG = 500
 
 /** Row changes after which the committing transaction checkpoints on this thread (no worker). */
 const CHECKPOINT_FORCED_AFTER_CHANGES = 50_000
@@ -453,6 +457,7 @@ export const makeDriver = (
       all,
       run: (sql, params) => Effect.asVoid(all(sql, params)),
       transaction,
+      inTransaction: Effect.map(FiberRef.get(current), isOpen),
       dataVersion: Effect.try({
         try: () => Number(dataVersion.pluck().get()),
         catch: (cause) => storageError("cannot read SQLite data_version", cause)

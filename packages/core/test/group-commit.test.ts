@@ -1,0 +1,161 @@
+/**
+ * Group commit: single schedules that arrive together are committed in one transaction, each
+ * with its own answer, on every backend.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
+import { Coordinator, withTenant } from "../src/Coordinator.ts"
+import { EventStore } from "../src/EventStore.ts"
+import { backends, coordinatorOn, T0 } from "./backends.ts"
+
+const scenario = <A, E>(
+  store: (typeof backends)[number][1],
+  body: Effect.Effect<A, E, Coordinator | EventStore>
+) =>
+  Effect.gen(function* () {
+    yield* TestClock.setTime(T0)
+    return yield* body
+  }).pipe(Effect.provide(coordinatorOn(store)))
+
+/** Lets every fiber that can run go as far as it can. */
+const settle = Effect.repeatN(Effect.yieldNow(), 50)
+
+for (const [backend, store] of backends) {
+  describe(`group commit on ${backend}`, () => {
+    it.effect("concurrent schedules commit together; each gets its own event or its own error", () =>
+      scenario(
+        store,
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const s = yield* EventStore
+          const before = yield* s.localChanges
+          const results = yield* Effect.all(
+            Array.from({ length: 200 }, (_, i) =>
+              Effect.either(
+                i % 10 === 9
+                  ? c.schedule({ kind: "review", at: "+5m", attendees: ["a"], quorum: 2 })
+                  : c.schedule({ kind: "review", at: `+${i + 1}m`, attendees: ["a", "b"], quorum: 1 })
+              )
+            ),
+            { concurrency: "unbounded" }
+          )
+          const commits = (yield* s.localChanges) - before
+          const stored = yield* c.list({ status: "scheduled" })
+          const ok = results.filter(Either.isRight).map((r) => r.right)
+          assert.strictEqual(ok.length, 180)
+          for (const [i, r] of results.entries()) {
+            if (i % 10 === 9) {
+              assert.isTrue(Either.isLeft(r))
+              if (Either.isLeft(r)) assert.strictEqual(r.left._tag, "InvalidInput")
+            } else {
+              assert.isTrue(Either.isRight(r))
+              if (Either.isRight(r)) assert.strictEqual(r.right.fireAt?.getTime(), T0 + (i + 1) * 60_000)
+            }
+          }
+          assert.deepStrictEqual(new Set(stored.map((e) => e.id)), new Set(ok.map((e) => e.id)))
+          for (const e of ok) {
+            const history = yield* c.history(e.id)
+            assert.deepStrictEqual(
+              history.map((h) => [h.type, h.at.getTime()]),
+              [["scheduled", T0]]
+            )
+          }
+          // One transaction per group, not per event.
+          assert.isAbove(commits, 0)
+          assert.isBelow(commits, 10)
+        })
+      )
+    )
+
+    it.effect("quotas are counted per tenant within a group", () =>
+      scenario(
+        store,
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const acme = withTenant({ tenant: "acme", maxActiveEvents: 2 })
+          const globex = withTenant({ tenant: "globex", maxActiveEvents: 5 })
+          const initech = withTenant({ tenant: "initech" })
+          const calls = Array.from({ length: 30 }, (_, i) => {
+            const scoped = i % 3 === 0 ? acme : i % 3 === 1 ? globex : initech
+            return Effect.either(scoped(c.scheduleTimer({ in: `${i + 1}m` })))
+          })
+          const results = yield* Effect.all(calls, { concurrency: "unbounded" })
+          const admitted = (tenant: number) =>
+            results.filter((r, i) => i % 3 === tenant && Either.isRight(r)).length
+          assert.deepStrictEqual([admitted(0), admitted(1), admitted(2)], [2, 5, 10])
+          const refusal = results.find((r, i) => i % 3 === 0 && Either.isLeft(r))
+          assert.isTrue(refusal !== undefined && Either.isLeft(refusal))
+          if (refusal !== undefined && Either.isLeft(refusal) && refusal.left._tag === "ResourceExhausted") {
+            // acme's earliest admitted timer ends in a minute.
+            assert.strictEqual(refusal.left.retryAfterMs, 60_000)
+          } else assert.fail("expected ResourceExhausted")
+          const counts = yield* Effect.all(
+            ["acme", "globex", "initech"].map((tenant) =>
+              withTenant({ tenant })(Effect.map(c.list({ status: "scheduled" }), (l) => l.length))
+            )
+          )
+          assert.deepStrictEqual(counts, [2, 5, 10])
+        })
+      )
+    )
+
+    it.effect("a caller interrupted while waiting writes nothing; the others are committed", () =>
+      scenario(
+        store,
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const s = yield* EventStore
+          const gate = yield* Deferred.make<void>()
+          // Someone else's transaction holds the store, so the first schedule waits inside its
+          // group's transaction and the next ones wait behind it.
+          const holder = yield* Effect.fork(s.transaction(Deferred.await(gate)))
+          yield* settle
+          const first = yield* Effect.fork(c.scheduleTimer({ in: "1m" }))
+          yield* settle
+          const next = yield* Effect.forEach([2, 3, 4, 5], (m) =>
+            Effect.fork(c.scheduleTimer({ in: `${m}m` }))
+          )
+          yield* settle
+          yield* Fiber.interrupt(next[0]!)
+          yield* Fiber.interrupt(next[2]!)
+          yield* Deferred.succeed(gate, undefined)
+          yield* Fiber.join(holder)
+          const done = yield* Effect.all([Fiber.join(first), Fiber.join(next[1]!), Fiber.join(next[3]!)])
+          const stored = yield* c.list({ status: "scheduled" })
+          assert.deepStrictEqual(
+            stored.map((e) => e.id),
+            done.map((e) => e.id)
+          )
+          assert.deepStrictEqual(
+            stored.map((e) => e.fireAt?.getTime()),
+            [1, 3, 5].map((m) => T0 + m * 60_000)
+          )
+        })
+      )
+    )
+
+    it.effect("inside a caller's own transaction a schedule commits, or rolls back, with it", () =>
+      scenario(
+        store,
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const s = yield* EventStore
+          const failed = yield* Effect.either(
+            s.transaction(Effect.zipRight(c.scheduleTimer({ in: "1m" }), Effect.fail("changed my mind")))
+          )
+          assert.isTrue(Either.isLeft(failed))
+          assert.strictEqual((yield* c.list({})).length, 0)
+          const kept = yield* s.transaction(c.scheduleTimer({ in: "2m" }))
+          assert.deepStrictEqual(
+            (yield* c.list({})).map((e) => e.id),
+            [kept.id]
+          )
+        })
+      )
+    )
+  })
+}
