@@ -134,6 +134,12 @@ export interface EventStoreShape {
   readonly lastHistorySeq: Effect.Effect<number, StorageError>
   /** How many transactions that wrote have committed in this process. */
   readonly localChanges: Effect.Effect<number>
+  /**
+   * Calls `observer` with a summary of every commit of this process that wrote, before the commit
+   * counts in `localChanges` (so before anyone waiting on it wakes); returns a function that
+   * removes it. The runner uses it to skip reads a commit cannot have changed.
+   */
+  readonly observeWrites: (observer: (write: WriteHint) => void) => () => void
   /** Waits until `localChanges` exceeds `seen`. */
   readonly awaitLocalChange: (seen: number) => Effect.Effect<void>
   /**
@@ -141,6 +147,28 @@ export interface EventStoreShape {
    * `data_version`); constant for stores no other process can reach.
    */
   readonly externalVersion: Effect.Effect<number, StorageError>
+}
+
+/**
+ * What a committed transaction wrote, as far as the runner cares: the earliest `dueAt` among the
+ * events it wrote (`Infinity` when none is due) and whether it wrote actions. Conservative: a
+ * write that cannot say reports `UNKNOWN_WRITE`.
+ *
+ * @since 0.1.0
+ */
+export interface WriteHint {
+  readonly earliestDue: number
+  readonly actions: boolean
+}
+
+/** A write that may have changed anything. @since 0.1.0 */
+export const UNKNOWN_WRITE: WriteHint = { earliestDue: Number.NEGATIVE_INFINITY, actions: true }
+
+/** The earliest `dueAt` of `events`, `Infinity` when none is due. @internal */
+export const earliestDue = (events: ReadonlyArray<Event>): number => {
+  let earliest = Number.POSITIVE_INFINITY
+  for (const e of events) if (e.dueAt !== null && e.dueAt.getTime() < earliest) earliest = e.dueAt.getTime()
+  return earliest
 }
 
 /**
@@ -153,8 +181,10 @@ export const makeChangeSignal = () => {
   let count = 0
   let waiting: Deferred.Deferred<void> | null = null
   let listeners: Array<() => void> = []
+  const observers = new Set<(write: WriteHint) => void>()
   return {
-    bump: (): void => {
+    bump: (write: WriteHint = UNKNOWN_WRITE): void => {
+      for (const observer of observers) observer(write)
       count += 1
       if (waiting !== null) {
         Deferred.unsafeDone(waiting, Effect.void)
@@ -178,6 +208,12 @@ export const makeChangeSignal = () => {
       listeners.push(listener)
       return () => {
         listeners = listeners.filter((l) => l !== listener)
+      }
+    },
+    observe: (observer: (write: WriteHint) => void): (() => void) => {
+      observers.add(observer)
+      return () => {
+        observers.delete(observer)
       }
     },
     localChanges: Effect.sync(() => count),
@@ -218,6 +254,9 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
   const signal = makeChangeSignal()
   const lock = yield* Effect.makeSemaphore(1)
   let undo: Array<() => void> | null = null
+  // What the open transaction wrote (one at a time: the lock), for `observeWrites`.
+  let due = Number.POSITIVE_INFINITY
+  let wroteActions = false
 
   // Every mutation records its inverse while a transaction is open.
   const setIn = <K, V>(map: Map<K, V>, key: K, value: V) => {
@@ -268,12 +307,14 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
               Effect.suspend(() => {
                 const reverts: Array<() => void> = []
                 undo = reverts
+                due = Number.POSITIVE_INFINITY
+                wroteActions = false
                 return Effect.locally(effect, inTransaction, true).pipe(
                   Effect.onExit((exit) =>
                     Effect.sync(() => {
                       undo = null
                       if (exit._tag === "Failure") for (const revert of reverts.reverse()) revert()
-                      else if (reverts.length > 0) signal.bump()
+                      else if (reverts.length > 0) signal.bump({ earliestDue: due, actions: wroteActions })
                     })
                   )
                 )
@@ -284,10 +325,12 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     insertEvents: (list) =>
       Effect.sync(() => {
         for (const event of list) setIn(events, event.id, event)
+        due = Math.min(due, earliestDue(list))
       }),
     updateEvents: (list) =>
       Effect.sync(() => {
         for (const event of list) setIn(events, event.id, event)
+        due = Math.min(due, earliestDue(list))
       }),
     getEvent: (id) => read(() => Option.fromNullable(events.get(id))),
     listEvents: (filter) =>
@@ -418,10 +461,12 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     enqueueActions: (list) =>
       Effect.sync(() => {
         for (const a of list) setIn(actions, a.key, a)
+        wroteActions ||= list.length > 0
       }),
     updateActions: (list) =>
       Effect.sync(() => {
         for (const a of list) if (actions.has(a.key)) setIn(actions, a.key, a)
+        wroteActions ||= list.length > 0
       }),
     getAction: (key) => read(() => Option.fromNullable(actions.get(key))),
     listActions: (filter) =>
@@ -455,6 +500,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     }),
     historySince: (seq, limit) => read(() => log.slice(seq, seq + limit)),
     lastHistorySeq: read(() => log.length),
+    observeWrites: signal.observe,
     localChanges: signal.localChanges,
     awaitLocalChange: signal.awaitLocalChange,
     externalVersion: Effect.succeed(0)

@@ -301,6 +301,20 @@ export const make = (
         )
       )
     )
+    // Whether what the tick and delivery loops last read may be out of date. A commit of this
+    // process says what it wrote: one that wrote nothing due before the tick loop's next instant
+    // and no actions leaves both reads valid, so under load the loops do not read again per commit.
+    // `dueTarget` is the instant the tick loop waits for (+∞ while it reads: any due write counts).
+    let dueStale = true
+    let actionsStale = true
+    let dueTarget = Number.POSITIVE_INFINITY
+    const unobserve = store.observeWrites((write) => {
+      if (write.earliestDue < dueTarget) dueStale = true
+      if (write.actions) actionsStale = true
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(unobserve))
+    const staleOnError = (mark: () => void) => Effect.tapError(() => Effect.sync(mark))
+
     let version = yield* Effect.orElseSucceed(store.externalVersion, () => 0)
     yield* Effect.when(
       Effect.forkScoped(
@@ -313,6 +327,8 @@ export const make = (
                 Effect.sync(() => {
                   if (v !== version) {
                     version = v
+                    dueStale = true
+                    actionsStale = true
                     wake.bump()
                   }
                 })
@@ -365,6 +381,7 @@ export const make = (
             })
 
     // The clock loop: tick whatever is due, then sleep until the next due instant or a change.
+    let knownDue: Option.Option<number> = Option.none()
     yield* Effect.forkScoped(
       Effect.forever(
         survive(
@@ -372,11 +389,18 @@ export const make = (
           Effect.gen(function* () {
             const seen = yield* wake.localChanges
             const now = yield* Clock.currentTimeMillis
-            const next = yield* store.nextDueAt
+            if (dueStale || (Option.isSome(knownDue) && knownDue.value <= now)) {
+              dueStale = false
+              dueTarget = Number.POSITIVE_INFINITY
+              knownDue = yield* staleOnError(() => (dueStale = true))(store.nextDueAt)
+            }
+            const next = knownDue
             if (Option.isSome(next) && next.value <= now) {
+              dueStale = true
               yield* coordinator.tick(now, tickOptions)
               return
             }
+            dueTarget = Option.isSome(next) ? next.value : Number.POSITIVE_INFINITY
             yield* waitUntil(next, now, seen)
           })
         )
@@ -460,6 +484,7 @@ export const make = (
           return { claimed, blocked: rows.length > 0 && claimed.length === 0 }
         })
       )
+    let knownAction: Option.Option<number> = Option.none()
     yield* Effect.forkScoped(
       Effect.forever(
         survive(
@@ -470,8 +495,13 @@ export const make = (
             if (running.size >= concurrency) return yield* wake.awaitLocalChange(seen)
             const now = yield* Clock.currentTimeMillis
             // Read outside a transaction first: an idle runner never takes the write lock.
-            const next = yield* store.nextActionAt
+            if (actionsStale || (Option.isSome(knownAction) && knownAction.value <= now)) {
+              actionsStale = false
+              knownAction = yield* staleOnError(() => (actionsStale = true))(store.nextActionAt)
+            }
+            const next = knownAction
             if (Option.isSome(next) && next.value <= now) {
+              actionsStale = true
               const { blocked, claimed } = yield* claim(now, concurrency - running.size)
               for (const queued of claimed) {
                 const leaseAt = queued.nextAttemptAt!.getTime()
@@ -481,6 +511,7 @@ export const make = (
                     Effect.ensuring(
                       Effect.sync(() => {
                         running.delete(queued.key)
+                        actionsStale = true
                         wake.bump()
                       })
                     )

@@ -15,7 +15,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { StorageError } from "./Errors.ts"
-import { makeChangeSignal } from "./EventStore.ts"
+import { makeChangeSignal, type WriteHint } from "./EventStore.ts"
 
 /** @since 0.1.0 */
 export type Dialect = "sqlite" | "pg"
@@ -51,6 +51,13 @@ export interface SqlDriver {
    * transaction that wrote nothing leaves it alone.
    */
   readonly dataVersion: Effect.Effect<number, StorageError>
+  /**
+   * Records what the current transaction wrote (see `WriteHint`), reported to `observeWrites`
+   * when it commits; outside a transaction it does nothing (a `run` there reports `UNKNOWN_WRITE`).
+   */
+  readonly note: (earliestDue: number, actions: boolean) => Effect.Effect<void>
+  /** Calls `observer` at every commit that wrote, before `localChanges` counts it. */
+  readonly observeWrites: (observer: (write: WriteHint) => void) => () => void
   /** How many commits of this driver wrote: transactions that ran `run`, and `run`s outside one. */
   readonly localChanges: Effect.Effect<number>
   /** Waits until `localChanges` exceeds `seen`. */
@@ -64,10 +71,33 @@ export interface SqlDriver {
  *
  * @internal
  */
-export interface OpenTransaction {
+export interface OpenTransaction extends WriteHint {
   open: boolean
   wrote: boolean
+  earliestDue: number
+  actions: boolean
 }
+
+/** A new open transaction. @internal */
+export const openTransaction = (): OpenTransaction => ({
+  open: true,
+  wrote: false,
+  earliestDue: Number.POSITIVE_INFINITY,
+  actions: false
+})
+
+/** `SqlDriver.note` over the fiber's transaction cell. @internal */
+export const noteIn =
+  (current: FiberRef.FiberRef<OpenTransaction | null>) =>
+  (earliestDue: number, actions: boolean): Effect.Effect<void> =>
+    Effect.withFiberRuntime((fiber) => {
+      const tx = fiber.getFiberRef(current)
+      if (isOpen(tx)) {
+        if (earliestDue < tx.earliestDue) tx.earliestDue = earliestDue
+        if (actions) tx.actions = true
+      }
+      return Effect.void
+    })
 
 /** Whether `tx` is a transaction still open. @internal */
 export const isOpen = (tx: OpenTransaction | null): tx is OpenTransaction => tx?.open === true
@@ -173,7 +203,7 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
     // One attempt: a retry after SQLITE_BUSY starts from a fresh cell, since its writes were undone.
     const attempt = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.suspend(() => {
-        const tx: OpenTransaction = { open: true, wrote: false }
+        const tx = openTransaction()
         const body = Effect.zipRight(lock, Effect.locally(effect, current, tx))
         return sql
           .withTransaction(
@@ -181,7 +211,7 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
           )
           .pipe(
             Effect.ensuring(Effect.sync(() => (tx.open = false))),
-            Effect.map((a) => [a, tx.wrote] as const)
+            Effect.map((a) => [a, tx] as const)
           )
       })
     const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
@@ -193,8 +223,8 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
                 isSqlError(error) ? fromSqlError(error) : error
               ),
               Effect.retry({ while: isBusy, times: 100 }),
-              Effect.map(([a, wrote]) => {
-                if (wrote) signal.bump()
+              Effect.map(([a, tx]) => {
+                if (tx.wrote) signal.bump(tx)
                 return a
               })
             )
@@ -225,6 +255,8 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
         ),
         (rows) => Number(rows[0]?.value ?? 0)
       ),
+      note: noteIn(current),
+      observeWrites: signal.observe,
       localChanges: signal.localChanges,
       awaitLocalChange: signal.awaitLocalChange
     }

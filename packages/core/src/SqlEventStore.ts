@@ -14,7 +14,7 @@ import * as Option from "effect/Option"
 import type { StorageError } from "./Errors.ts"
 import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
 import { DEFAULT_TENANT } from "./Event.ts"
-import { type EventFilter, EventStore, type EventStoreShape } from "./EventStore.ts"
+import { type EventFilter, EventStore, type EventStoreShape, earliestDue } from "./EventStore.ts"
 import type { Predecessor } from "./Lifecycle.ts"
 import { type Dialect, fromSqlClient, META_TABLE, placeholders, type SqlDriver } from "./SqlDriver.ts"
 
@@ -524,6 +524,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       inTransaction: driver.inTransaction,
       insertEvents: (events) =>
         Effect.gen(function* () {
+          yield* driver.note(earliestDue(events), false)
           for (const part of chunks(events)) {
             const params: Array<unknown> = []
             const agents: Array<unknown> = []
@@ -542,13 +543,16 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
           }
         }),
       updateEvents: (events) =>
-        Effect.forEach(
-          events,
-          (e) => {
-            const values = eventValues(e)
-            return run(UPDATE_EVENT, [...MUTABLE_INDEXES.map((i) => values[i]), e.id])
-          },
-          { discard: true }
+        Effect.zipRight(
+          driver.note(earliestDue(events), false),
+          Effect.forEach(
+            events,
+            (e) => {
+              const values = eventValues(e)
+              return run(UPDATE_EVENT, [...MUTABLE_INDEXES.map((i) => values[i]), e.id])
+            },
+            { discard: true }
+          )
         ),
       getEvent: (id) =>
         Effect.map(selectEvents("SELECT * FROM events WHERE id = ?", [id]), (rows) =>
@@ -694,24 +698,30 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
           return ids
         }),
       enqueueActions: (actions) =>
-        Effect.forEach(
-          chunks(actions, 50),
-          (part) =>
-            run(
-              `INSERT INTO actions (${ACTION_COLUMNS}) VALUES ${repeat(placeholders(11), part.length)}`,
-              part.flatMap(actionValues)
-            ),
-          { discard: true }
+        Effect.zipRight(
+          driver.note(Number.POSITIVE_INFINITY, actions.length > 0),
+          Effect.forEach(
+            chunks(actions, 50),
+            (part) =>
+              run(
+                `INSERT INTO actions (${ACTION_COLUMNS}) VALUES ${repeat(placeholders(11), part.length)}`,
+                part.flatMap(actionValues)
+              ),
+            { discard: true }
+          )
         ),
       updateActions: (actions) =>
-        Effect.forEach(
-          actions,
-          (a) =>
-            run(
-              "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
-              [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime(), a.key]
-            ),
-          { discard: true }
+        Effect.zipRight(
+          driver.note(Number.POSITIVE_INFINITY, actions.length > 0),
+          Effect.forEach(
+            actions,
+            (a) =>
+              run(
+                "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
+                [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime(), a.key]
+              ),
+            { discard: true }
+          )
         ),
       getAction: (key) =>
         Effect.map(all<any>(`SELECT ${ACTION_COLUMNS} FROM actions WHERE key = ?`, [key]), (rows) =>
@@ -784,6 +794,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       lastHistorySeq: Effect.map(all<{ seq: unknown }>("SELECT MAX(seq) AS seq FROM history"), (rows) =>
         Number(rows[0]?.seq ?? 0)
       ),
+      observeWrites: driver.observeWrites,
       localChanges: driver.localChanges,
       awaitLocalChange: driver.awaitLocalChange,
       externalVersion: driver.dataVersion

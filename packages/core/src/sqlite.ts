@@ -30,7 +30,15 @@ import * as Coordinator from "./Coordinator.ts"
 import { StorageError } from "./Errors.ts"
 import { EventStore, makeChangeSignal } from "./EventStore.ts"
 import * as Runner from "./Runner.ts"
-import { isBusy, isOpen, type OpenTransaction, type SqlDriver, storageError } from "./SqlDriver.ts"
+import {
+  isBusy,
+  isOpen,
+  noteIn,
+  type OpenTransaction,
+  openTransaction,
+  type SqlDriver,
+  storageError
+} from "./SqlDriver.ts"
 import * as SqlEventStore from "./SqlEventStore.ts"
 
 /** The database file used when none is given. @since 0.1.0 */
@@ -421,7 +429,7 @@ export const makeDriver = (
             release()
             return fail("cannot begin a SQLite transaction", cause)
           }
-          const tx: OpenTransaction = { open: true, wrote: false }
+          const tx = openTransaction()
           return Effect.flatMap(
             Effect.exit(restore(Effect.locally(effect, current, tx))),
             (exit): Effect.Effect<A, E | StorageError> => {
@@ -438,7 +446,7 @@ export const makeDriver = (
                 release()
                 return fail("cannot commit a SQLite transaction", cause)
               }
-              if (tx.wrote) signal.bump()
+              if (tx.wrote) signal.bump(tx)
               return Effect.as(checkpoints.releaseAfterCommit(), exit.value)
             }
           )
@@ -462,6 +470,8 @@ export const makeDriver = (
         try: () => Number(dataVersion.pluck().get()),
         catch: (cause) => storageError("cannot read SQLite data_version", cause)
       }),
+      note: noteIn(current),
+      observeWrites: signal.observe,
       localChanges: signal.localChanges,
       awaitLocalChange: signal.awaitLocalChange
     } satisfies SqlDriver

@@ -10,9 +10,9 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as TestServices from "effect/TestServices"
-import { Coordinator } from "../src/Coordinator.ts"
+import { Coordinator, layer as coordinatorLayer } from "../src/Coordinator.ts"
 import type { Event } from "../src/Event.ts"
-import type { EventStore } from "../src/EventStore.ts"
+import { type EventStore, EventStore as EventStoreTag } from "../src/EventStore.ts"
 import * as Runner from "../src/Runner.ts"
 import { backends, coordinatorOn, T0 } from "./backends.ts"
 
@@ -79,6 +79,57 @@ for (const [backend, store] of backends) {
           assert.strictEqual(firedAt(yield* c.get(moved.id)), moved.fireAt?.toISOString())
         })
       )
+    )
+
+    it.effect("reads its next instants again only after commits that can move them", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(T0)
+        const reads = { due: 0, action: 0 }
+        // The real store, its two reads counted.
+        const counted = Layer.effect(
+          EventStoreTag,
+          Effect.map(EventStoreTag, (s) => ({
+            ...s,
+            nextDueAt: Effect.tap(s.nextDueAt, () => void reads.due++),
+            nextActionAt: Effect.tap(s.nextActionAt, () => void reads.action++)
+          }))
+        ).pipe(Layer.provide(store()))
+        yield* Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const hour = yield* c.scheduleTimer({ in: "1h" })
+          yield* settle
+          reads.due = 0
+          reads.action = 0
+          // Later instants, no actions: nothing the loops wait for can have moved.
+          for (let i = 2; i <= 21; i++) {
+            yield* c.scheduleTimer({ in: `${i}h` })
+            yield* settle
+          }
+          assert.deepStrictEqual(reads, { due: 0, action: 0 })
+          // An earlier instant is read, and fires on time.
+          const soon = yield* c.scheduleTimer({ in: "1m" })
+          yield* settle
+          assert.isAbove(reads.due, 0)
+          assert.strictEqual(reads.action, 0)
+          yield* advance(MIN)
+          assert.strictEqual(firedAt(yield* c.get(soon.id)), new Date(T0 + MIN).toISOString())
+          // New actions are read too: an event with one fires, its action is delivered.
+          const logged = yield* c.schedule({
+            kind: "checkpoint",
+            at: "+1m",
+            attendees: [],
+            onFire: [{ _tag: "log" }]
+          })
+          yield* advance(MIN)
+          assert.strictEqual((yield* c.listActions({ eventId: logged.id }))[0]?.status, "delivered")
+          yield* advance(HOUR - 2 * MIN)
+          assert.strictEqual(firedAt(yield* c.get(hour.id)), new Date(T0 + HOUR).toISOString())
+        }).pipe(
+          Effect.provide(Layer.merge(Layer.provideMerge(coordinatorLayer, counted), platform)),
+          Effect.scoped
+        )
+      })
     )
 
     it.effect("waits longer than 2^31−1 ms in chunks and fires years ahead on time", () =>

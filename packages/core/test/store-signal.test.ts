@@ -102,6 +102,50 @@ for (const [backend, store] of backends) {
         yield* Fiber.join(waiter)
       })
     )
+
+    it.effect(
+      "observeWrites: each commit that wrote says its earliest due and whether it wrote actions",
+      () =>
+        Effect.gen(function* () {
+          const s = yield* EventStore
+          const c = yield* Coordinator.Coordinator
+          const seen: Array<readonly [earliestDue: number, actions: boolean]> = []
+          const stop = s.observeWrites((write) => {
+            seen.push([write.earliestDue, write.actions])
+          })
+          const before = yield* s.localChanges
+          yield* c.scheduleTimer({ at: new Date(T0 + 600_000) })
+          yield* c.schedule({
+            kind: "review",
+            at: new Date(T0 + 300_000),
+            attendees: [],
+            onFire: [{ _tag: "log" }]
+          })
+          yield* Effect.ignore(
+            s.transaction(
+              Effect.zipRight(c.scheduleTimer({ at: new Date(T0 + 60_000) }), Effect.fail("undone"))
+            )
+          )
+          // Firing the review: it is no longer due (∞) and its action is queued.
+          yield* c.tick(T0 + 300_000)
+          assert.strictEqual((yield* s.localChanges) - before, 3)
+          assert.deepStrictEqual(seen, [
+            [T0 + 600_000, false],
+            [T0 + 300_000, false],
+            [Number.POSITIVE_INFINITY, true]
+          ])
+          // Each is reported before the commit counts, so a woken reader finds the report.
+          const counts: Array<number> = []
+          const stop2 = s.observeWrites(() => counts.push(Effect.runSync(s.localChanges)))
+          const at = yield* s.localChanges
+          yield* c.scheduleTimer({ at: new Date(T0 + 900_000) })
+          assert.deepStrictEqual(counts, [at])
+          stop()
+          stop2()
+          yield* c.scheduleTimer({ at: new Date(T0 + 1_200_000) })
+          assert.strictEqual(seen.length, 4)
+        }).pipe(Effect.provide(Layer.provideMerge(Coordinator.layer, store())))
+    )
   })
 }
 
