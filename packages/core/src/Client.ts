@@ -19,6 +19,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Socket from "@effect/platform/Socket"
+import type * as Rpc from "@effect/rpc/Rpc"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
@@ -34,7 +35,7 @@ import * as Stream from "effect/Stream"
 import type { CancelOptions } from "./Coordinator.ts"
 import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
 import type { ActionFilter, EventFilter } from "./EventStore.ts"
-import { valueOrThrow } from "./internal/exit.ts"
+import * as Calls from "./internal/calls.ts"
 import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
 import { Authentication, TMinusRpcs, type WaitResult } from "./Rpc.ts"
 import type { WatchFilter } from "./Runner.ts"
@@ -51,8 +52,9 @@ export interface ConnectOptions {
   /** An API key from `t-minus-server keys create`; sent as `authorization: Bearer <key>`. */
   readonly apiKey?: string | undefined
   /**
-   * `websocket` (the default): one connection for every call, reconnecting on failure, best for
-   * `watch` and `waitFor`. `http`: one streaming POST per call, nothing kept open.
+   * `websocket` (the default): one connection for every call, opened again by the next call after
+   * a failure, best for `watch` and `waitFor` (`watch` opens a second one, through `RpcClient`, at
+   * its first use). `http`: one streaming POST per call, nothing kept open.
    */
   readonly protocol?: "websocket" | "http" | undefined
 }
@@ -98,6 +100,11 @@ export const layerProtocol = (options: ConnectOptions): Layer.Layer<RpcClient.Pr
         Layer.provide(RpcSerialization.layerJson)
       )
 
+type RpcTag = RpcGroup.Rpcs<typeof TMinusRpcs>["_tag"]
+type RpcOf<Tag extends RpcTag> = Rpc.ExtractTag<RpcGroup.Rpcs<typeof TMinusRpcs>, Tag>
+type CallPayload<Tag extends RpcTag> = Rpc.PayloadConstructor<RpcOf<Tag>>
+type CallSuccess<Tag extends RpcTag> = Rpc.Success<RpcOf<Tag>>
+
 /** @since 0.1.0 */
 export type RemoteClientShape = RpcClient.RpcClient<RpcGroup.Rpcs<typeof TMinusRpcs>, RpcClientError>
 
@@ -133,9 +140,9 @@ export const layer = (options: ConnectOptions): Layer.Layer<RemoteClient> =>
 export class TMinusClient {
   /** Connects (a WebSocket by default) and checks the connection with one call. */
   static async connect(options: ConnectOptions): Promise<TMinusClient> {
-    const client = new TMinusClient(ManagedRuntime.make(layer(options)))
+    const client = new TMinusClient(options)
     try {
-      await client.run((c) => c.listCampaigns())
+      await client.call("listCampaigns", undefined)
     } catch (error) {
       await client.close()
       throw error
@@ -143,76 +150,85 @@ export class TMinusClient {
     return client
   }
 
+  /** For `watch`: the `RpcClient`, connected at its first use. */
   private readonly runtime: ManagedRuntime.ManagedRuntime<RemoteClient, never>
+  /** Every call that answers once. */
+  private readonly calls: Calls.Calls
 
-  private constructor(runtime: ManagedRuntime.ManagedRuntime<RemoteClient, never>) {
-    this.runtime = runtime
+  private constructor(options: ConnectOptions) {
+    this.runtime = ManagedRuntime.make(layer(options))
+    const headers: ReadonlyArray<readonly [string, string]> =
+      options.apiKey === undefined ? [] : [["authorization", `Bearer ${options.apiKey}`]]
+    this.calls =
+      options.protocol === "http"
+        ? Calls.http(TMinusRpcs, endpoint(options.url, "rpc", false), headers)
+        : Calls.socket(TMinusRpcs, endpoint(options.url, "ws", true), headers)
   }
 
-  private async run<A, E>(use: (c: RemoteClientShape) => Effect.Effect<A, E>): Promise<A> {
-    return valueOrThrow(await this.runtime.runPromiseExit(Effect.flatMap(RemoteClient, use)))
+  private call<const Tag extends RpcTag>(tag: Tag, payload: CallPayload<Tag>): Promise<CallSuccess<Tag>> {
+    return this.calls.call(tag, payload)
   }
 
   schedule(input: ScheduleInput): Promise<Event> {
-    return this.run((c) => c.schedule({ input }))
+    return this.call("schedule", { input })
   }
   scheduleMany(inputs: ReadonlyArray<ScheduleInput>): Promise<ReadonlyArray<Event>> {
-    return this.run((c) => c.scheduleMany({ inputs }))
+    return this.call("scheduleMany", { inputs })
   }
   scheduleTimer(input: TimerInput): Promise<Event> {
-    return this.run((c) => c.scheduleTimer({ input }))
+    return this.call("scheduleTimer", { input })
   }
   confirm(eventId: string, agent: string): Promise<Event> {
-    return this.run((c) => c.confirm({ eventId, agent }))
+    return this.call("confirm", { eventId, agent })
   }
   defer(eventId: string, agent: string, duration: DurationInput): Promise<Event> {
-    return this.run((c) => c.defer({ eventId, agent, duration }))
+    return this.call("defer", { eventId, agent, duration })
   }
   decline(eventId: string, agent: string): Promise<Event> {
-    return this.run((c) => c.decline({ eventId, agent }))
+    return this.call("decline", { eventId, agent })
   }
   cancel(eventId: string, options: CancelOptions = {}): Promise<Event> {
-    return this.run((c) => c.cancel({ eventId, ...options }))
+    return this.call("cancel", { eventId, ...options })
   }
   reschedule(eventId: string, at: TimeInput, options: { actor?: string } = {}): Promise<Event> {
-    return this.run((c) => c.reschedule({ eventId, at, ...options }))
+    return this.call("reschedule", { eventId, at, ...options })
   }
   get(eventId: string): Promise<Event> {
-    return this.run((c) => c.get({ eventId }))
+    return this.call("get", { eventId })
   }
   list(filter: Omit<EventFilter, "tenant"> = {}): Promise<ReadonlyArray<Event>> {
-    return this.run((c) => c.list(filter))
+    return this.call("list", filter)
   }
   history(eventId: string): Promise<ReadonlyArray<HistoryEntry>> {
-    return this.run((c) => c.history({ eventId }))
+    return this.call("history", { eventId })
   }
   createCampaign(name: string): Promise<Campaign> {
-    return this.run((c) => c.createCampaign({ name }))
+    return this.call("createCampaign", { name })
   }
   addToCampaign(campaignId: string, event: string | ScheduleInput): Promise<Event> {
-    return this.run((c) => c.addToCampaign({ campaignId, event }))
+    return this.call("addToCampaign", { campaignId, event })
   }
   link(campaignId: string, from: string, to: string): Promise<Campaign> {
-    return this.run((c) => c.link({ campaignId, from, to }))
+    return this.call("link", { campaignId, from, to })
   }
   executionOrder(campaignId: string): Promise<ReadonlyArray<string>> {
-    return this.run((c) => c.executionOrder({ campaignId }))
+    return this.call("executionOrder", { campaignId })
   }
   getCampaign(campaignId: string): Promise<Campaign> {
-    return this.run((c) => c.getCampaign({ campaignId }))
+    return this.call("getCampaign", { campaignId })
   }
   listCampaigns(): Promise<ReadonlyArray<Campaign>> {
-    return this.run((c) => c.listCampaigns())
+    return this.call("listCampaigns", undefined)
   }
   listActions(filter: Omit<ActionFilter, "tenant"> = {}): Promise<ReadonlyArray<QueuedAction>> {
-    return this.run((c) => c.listActions(filter))
+    return this.call("listActions", filter)
   }
   retryAction(key: string, options: { actor?: string } = {}): Promise<QueuedAction> {
-    return this.run((c) => c.retryAction({ key, ...options }))
+    return this.call("retryAction", { key, ...options })
   }
   /** Resolves when the event fires, is missed or cancelled, or after `timeout` (`outcome: "timeout"`). */
   waitFor(eventId: string, timeout?: DurationInput): Promise<WaitResult> {
-    return this.run((c) => c.waitFor(timeout === undefined ? { eventId } : { eventId, timeout }))
+    return this.call("waitFor", timeout === undefined ? { eventId } : { eventId, timeout })
   }
   /**
    * Calls `listener` with every transition of the caller's tenant that passes `filter`, from now
@@ -239,6 +255,7 @@ export class TMinusClient {
   }
   /** Closes the connection; calls in flight fail. */
   close(): Promise<void> {
+    this.calls.close()
     return this.runtime.dispose()
   }
 }

@@ -6,6 +6,11 @@
  * A key reads `tm_<id>_<secret>`: `id` names it in `keys list` and `keys revoke`, `secret` is 32
  * random bytes. A hash of a high-entropy secret needs no slow KDF: nothing can be guessed from it.
  *
+ * Resolved keys are kept in memory (by the presented key) until the table changes: every create
+ * and revoke, by any process on the file, advances a version that each lookup reads first (one
+ * primary-key read instead of a hash and an index search), so a revocation still takes effect on
+ * the next request.
+ *
  * @since 0.1.0
  */
 import { createHash, randomBytes } from "node:crypto"
@@ -74,6 +79,15 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS api_keys (
   revoked_at BIGINT
 )`
 
+/** The version of `api_keys`: advanced in the transaction of every create and revoke. */
+const VERSION_SCHEMA = [
+  "CREATE TABLE IF NOT EXISTS api_keys_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+  "INSERT OR IGNORE INTO api_keys_version (id, version) VALUES (1, 0)"
+]
+
+/** Resolved keys kept at most; past it the cache starts over (a flood of unknown keys). */
+const CACHE_LIMIT = 10_000
+
 const hash = (key: string) => createHash("sha256").update(key).digest("hex")
 
 const fromRow = (row: any): KeyRecord => ({
@@ -110,6 +124,7 @@ export const makeSqlite = (filename: string) =>
           db.pragma("journal_mode = WAL")
           db.pragma("busy_timeout = 10000")
           db.exec(SCHEMA)
+          for (const statement of VERSION_SCHEMA) db.exec(statement)
           return db
         },
         catch: storage(`cannot open ${filename}`)
@@ -123,6 +138,19 @@ export const makeSqlite = (filename: string) =>
     const all = db.prepare("SELECT * FROM api_keys ORDER BY created_at, id")
     const revoke = db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
     const exists = db.prepare("SELECT 1 FROM api_keys WHERE id = ?")
+    const version = db.prepare("SELECT version FROM api_keys_version WHERE id = 1").pluck()
+    const advance = db.prepare("UPDATE api_keys_version SET version = version + 1 WHERE id = 1")
+    const insertKey = db.transaction((...values: Array<unknown>) => {
+      insert.run(...values)
+      advance.run()
+    })
+    const revokeKey = db.transaction((id: string) => {
+      const changed = revoke.run(Date.now(), id).changes > 0
+      if (changed) advance.run()
+      return changed
+    })
+    const cache = new Map<string, Option.Option<KeyRecord>>()
+    let cachedVersion: unknown = null
 
     return KeyStore.of({
       create: (input) =>
@@ -153,7 +181,7 @@ export const makeSqlite = (filename: string) =>
           const now = Date.now()
           return Effect.try({
             try: () => {
-              insert.run(id, hash(key), input.tenant, input.principal, input.role, input.name ?? null, now)
+              insertKey(id, hash(key), input.tenant, input.principal, input.role, input.name ?? null, now)
               return {
                 key,
                 record: fromRow({ ...input, id, name: input.name ?? null, created_at: now, revoked_at: null })
@@ -165,15 +193,25 @@ export const makeSqlite = (filename: string) =>
       list: Effect.try({ try: () => all.all().map(fromRow), catch: storage("cannot list keys") }),
       revoke: (id) =>
         Effect.try({
-          try: () => revoke.run(Date.now(), id).changes > 0 || exists.get(id) !== undefined,
+          try: () => revokeKey(id) || exists.get(id) !== undefined,
           catch: storage(`cannot revoke ${id}`)
         }),
       resolve: (key) =>
         Effect.try({
           try: () => {
             if (!key.startsWith("tm_")) return Option.none()
-            const row = byHash.get(hash(key))
-            return row === undefined ? Option.none() : Option.some(fromRow(row))
+            const current = version.get()
+            if (current !== cachedVersion || cache.size >= CACHE_LIMIT) {
+              cache.clear()
+              cachedVersion = current
+            }
+            let found = cache.get(key)
+            if (found === undefined) {
+              const row = byHash.get(hash(key))
+              found = row === undefined ? Option.none() : Option.some(fromRow(row))
+              cache.set(key, found)
+            }
+            return found
           },
           catch: storage("cannot look up a key")
         })

@@ -1,7 +1,13 @@
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import parsePrometheus from "parse-prometheus-text-format"
 import { assert, describe, it } from "vitest"
 import * as Config from "../src/Config.ts"
+import * as Keys from "../src/Keys.ts"
 import * as Prometheus from "../src/Prometheus.ts"
 import { RateLimiter } from "../src/Quotas.ts"
 
@@ -109,5 +115,39 @@ describe("Config file", () => {
       Either.match(Config.parse("{", "x.json"), { onLeft: (e) => e.field, onRight: () => "accepted" }),
       "config"
     )
+  })
+})
+
+describe("KeyStore (SQLite)", () => {
+  it("a key revoked by another process on the file is refused at the next lookup, cached or not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "t-minus-keys-"))
+    const file = join(dir, "keys.db")
+    try {
+      await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const server = yield* Keys.makeSqlite(file)
+            const cli = yield* Keys.makeSqlite(file) // another connection, as `keys revoke` is
+            const a = yield* cli.create({ tenant: "acme", principal: "ann", role: "agent" })
+            const b = yield* cli.create({ tenant: "acme", principal: "bob", role: "viewer" })
+            for (let i = 0; i < 3; i++) {
+              assert.strictEqual(Option.getOrThrow(yield* server.resolve(a.key)).principal, "ann")
+              assert.strictEqual(Option.getOrThrow(yield* server.resolve(b.key)).principal, "bob")
+            }
+            assert.isTrue(Option.isNone(yield* server.resolve(`${a.key}x`)))
+            assert.isTrue(yield* cli.revoke(a.record.id))
+            assert.isTrue(Option.isNone(yield* server.resolve(a.key)))
+            assert.strictEqual(Option.getOrThrow(yield* server.resolve(b.key)).principal, "bob")
+            // A key made after a lookup found nothing is found once it exists.
+            const c = yield* cli.create({ tenant: "acme", principal: "cid", role: "admin" })
+            assert.strictEqual(Option.getOrThrow(yield* server.resolve(c.key)).role, "admin")
+            assert.isTrue(yield* server.revoke(c.record.id))
+            assert.isTrue(Option.isNone(yield* server.resolve(c.key)))
+          })
+        )
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
