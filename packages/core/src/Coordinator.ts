@@ -391,17 +391,22 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         // Whoever gets the lock with its event still queued commits everything queued, its own
         // event included; the others then find theirs done. The leader first lets the event loop
         // finish its turn, so that requests read from other sockets meanwhile join the group.
-        // Interrupted before its event is taken, a caller takes it out of the queue unwritten.
+        // Interrupted while its event is still queued, a caller takes it out unwritten; once a
+        // leader has taken it, it is committed whatever happens to its caller (as when an
+        // interrupt comes after a commit).
         const lead = groupLock.withPermits(1)(
           Effect.suspend(() =>
             waiting.includes(w)
               ? Effect.zipRight(
                   nextTurn,
-                  Effect.suspend(() => {
-                    const group = waiting
-                    waiting = []
-                    return group.length === 0 ? Effect.void : Effect.uninterruptible(commitGroup(group))
-                  })
+                  // Taken and committed in one uninterruptible step: a group taken is always written.
+                  Effect.uninterruptible(
+                    Effect.suspend(() => {
+                      const group = waiting
+                      waiting = []
+                      return group.length === 0 ? Effect.void : commitGroup(group)
+                    })
+                  )
                 )
               : Effect.void
           )

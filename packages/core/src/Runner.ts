@@ -313,7 +313,8 @@ export const make = (
       if (write.actions) actionsStale = true
     })
     yield* Effect.addFinalizer(() => Effect.sync(unobserve))
-    const staleOnError = (mark: () => void) => Effect.tapError(() => Effect.sync(mark))
+    // A read that fails or dies leaves its loop to read again.
+    const staleOnError = (mark: () => void) => Effect.tapErrorCause(() => Effect.sync(mark))
 
     let version = yield* Effect.orElseSucceed(store.externalVersion, () => 0)
     yield* Effect.when(

@@ -229,6 +229,7 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
               })
             )
       )
+    const note = noteIn(current)
     const run = (statement: string, params?: ReadonlyArray<unknown>): Effect.Effect<void, StorageError> =>
       Effect.withFiberRuntime((fiber) => {
         const tx = fiber.getFiberRef(current)
@@ -236,8 +237,9 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
           tx.wrote = true
           return Effect.asVoid(query(statement, params))
         }
+        // A write that says nothing of itself may have changed anything (`UNKNOWN_WRITE`).
         return dialect === "pg"
-          ? transaction(run(statement, params))
+          ? transaction(Effect.zipRight(note(Number.NEGATIVE_INFINITY, true), run(statement, params)))
           : Effect.tap(outside(query(statement, params)), () => signal.bump())
       })
 
@@ -255,7 +257,7 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
         ),
         (rows) => Number(rows[0]?.value ?? 0)
       ),
-      note: noteIn(current),
+      note,
       observeWrites: signal.observe,
       localChanges: signal.localChanges,
       awaitLocalChange: signal.awaitLocalChange

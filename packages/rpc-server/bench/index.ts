@@ -1,7 +1,7 @@
 /**
  * t-minus-server benchmark (not a test): `pnpm bench:rpc` at the root (also the second half of
  * `pnpm bench`), or `BENCH_SCALE=0.25 pnpm bench:rpc` for short windows. Every figure is of the
- * real server (`src/bin.ts` in a child process on a fresh SQLite file, `--max-semi-space-size=4`,
+ * real server (`src/bin.ts` in a child process on a fresh SQLite file, `--max-semi-space-size=16`,
  * `BENCH_QUOTAS` so that its rate limiter never refuses), driven from separate load processes:
  *
  *   1. closed loop: 1, 10 and 100 `TMinusClient` connections calling `scheduleTimer` back to back,

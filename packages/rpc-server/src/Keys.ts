@@ -6,10 +6,10 @@
  * A key reads `tm_<id>_<secret>`: `id` names it in `keys list` and `keys revoke`, `secret` is 32
  * random bytes. A hash of a high-entropy secret needs no slow KDF: nothing can be guessed from it.
  *
- * Resolved keys are kept in memory (by the presented key) until the table changes: every create
- * and revoke, by any process on the file, advances a version that each lookup reads first (one
- * primary-key read instead of a hash and an index search), so a revocation still takes effect on
- * the next request.
+ * Resolved keys are kept in memory (by the presented key) until the table changes: every change
+ * to it, by any process on the file, advances a version (triggers) that each lookup reads first
+ * (one primary-key read instead of a hash and an index search), so a revocation still takes
+ * effect on the next request.
  *
  * @since 0.1.0
  */
@@ -79,10 +79,17 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS api_keys (
   revoked_at BIGINT
 )`
 
-/** The version of `api_keys`: advanced in the transaction of every create and revoke. */
+/**
+ * The version of `api_keys`, advanced by triggers in the transaction of every change to it, by
+ * this code or any other writer (an older binary, a hand-made `UPDATE`).
+ */
 const VERSION_SCHEMA = [
   "CREATE TABLE IF NOT EXISTS api_keys_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
-  "INSERT OR IGNORE INTO api_keys_version (id, version) VALUES (1, 0)"
+  "INSERT OR IGNORE INTO api_keys_version (id, version) VALUES (1, 0)",
+  ...["INSERT", "UPDATE", "DELETE"].map(
+    (change) =>
+      `CREATE TRIGGER IF NOT EXISTS api_keys_version_${change.toLowerCase()} AFTER ${change} ON api_keys BEGIN UPDATE api_keys_version SET version = version + 1 WHERE id = 1; END`
+  )
 ]
 
 /** Resolved keys kept at most; past it the cache starts over (a flood of unknown keys). */
@@ -139,16 +146,6 @@ export const makeSqlite = (filename: string) =>
     const revoke = db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
     const exists = db.prepare("SELECT 1 FROM api_keys WHERE id = ?")
     const version = db.prepare("SELECT version FROM api_keys_version WHERE id = 1").pluck()
-    const advance = db.prepare("UPDATE api_keys_version SET version = version + 1 WHERE id = 1")
-    const insertKey = db.transaction((...values: Array<unknown>) => {
-      insert.run(...values)
-      advance.run()
-    })
-    const revokeKey = db.transaction((id: string) => {
-      const changed = revoke.run(Date.now(), id).changes > 0
-      if (changed) advance.run()
-      return changed
-    })
     const cache = new Map<string, Option.Option<KeyRecord>>()
     let cachedVersion: unknown = null
 
@@ -181,7 +178,7 @@ export const makeSqlite = (filename: string) =>
           const now = Date.now()
           return Effect.try({
             try: () => {
-              insertKey(id, hash(key), input.tenant, input.principal, input.role, input.name ?? null, now)
+              insert.run(id, hash(key), input.tenant, input.principal, input.role, input.name ?? null, now)
               return {
                 key,
                 record: fromRow({ ...input, id, name: input.name ?? null, created_at: now, revoked_at: null })
@@ -193,7 +190,7 @@ export const makeSqlite = (filename: string) =>
       list: Effect.try({ try: () => all.all().map(fromRow), catch: storage("cannot list keys") }),
       revoke: (id) =>
         Effect.try({
-          try: () => revokeKey(id) || exists.get(id) !== undefined,
+          try: () => revoke.run(Date.now(), id).changes > 0 || exists.get(id) !== undefined,
           catch: storage(`cannot revoke ${id}`)
         }),
       resolve: (key) =>

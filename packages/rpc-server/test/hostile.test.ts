@@ -380,6 +380,47 @@ describe("hostile input on POST /rpc and GET /ws (limit 4096 bytes)", () => {
     }
   }, 20_000)
 
+  it("TMinusClient: close() rejects the calls in flight and every later one, on both protocols", async () => {
+    for (const protocol of ["websocket", "http"] as const) {
+      const client = await TMinusClient.connect({ url: server.url, apiKey: key, protocol })
+      const event = await client.scheduleTimer({ in: "1h" })
+      // A call that does not answer by itself: it waits for the event for a minute.
+      const waiting = client.waitFor(event.id, "1m").then(
+        () => "resolved",
+        (e: any) => e?._tag
+      )
+      await sleep(100)
+      await client.close()
+      assert.strictEqual(await waiting, "RpcClientError", protocol)
+      const after = await client.get(event.id).then(
+        () => "resolved",
+        (e: any) => e?._tag
+      )
+      assert.strictEqual(after, "RpcClientError", protocol)
+    }
+  }, 20_000)
+
+  it("TMinusClient over WebSocket: a handshake the server never finishes ends in RpcClientError once it drops", async () => {
+    // A TCP server that accepts and never answers the WebSocket handshake.
+    const sockets = new Set<Net.Socket>()
+    const silent = Net.createServer((socket) => void sockets.add(socket))
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))
+    const port = (silent.address() as Net.AddressInfo).port
+    const connecting = TMinusClient.connect({ url: `http://127.0.0.1:${port}`, protocol: "websocket" }).then(
+      (c) => c,
+      (e: any) => e
+    )
+    try {
+      await sleep(200)
+      assert.strictEqual(sockets.size, 1)
+      for (const socket of sockets) socket.destroy()
+      const outcome = await Promise.race([connecting, sleep(5_000).then(() => "never settled")])
+      assert.strictEqual((outcome as any)?._tag, "RpcClientError", String(outcome))
+    } finally {
+      silent.close()
+    }
+  }, 20_000)
+
   // @effect/rpc's HTTP client protocol ignores the status; the client filters it, so a refusal
   // (413 here; 415 and the 503 of a draining server alike) rejects instead of never settling.
   it("TMinusClient over HTTP: a call the server refuses with 413 rejects", async () => {

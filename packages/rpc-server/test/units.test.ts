@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -143,6 +144,11 @@ describe("KeyStore (SQLite)", () => {
             assert.strictEqual(Option.getOrThrow(yield* server.resolve(c.key)).role, "admin")
             assert.isTrue(yield* server.revoke(c.record.id))
             assert.isTrue(Option.isNone(yield* server.resolve(c.key)))
+            // Any writer counts, even one that knows nothing of the cache (a hand-made UPDATE).
+            const raw = new Database(file)
+            raw.prepare("UPDATE api_keys SET revoked_at = 1 WHERE id = ?").run(b.record.id)
+            raw.close()
+            assert.isTrue(Option.isNone(yield* server.resolve(b.key)))
           })
         )
       )

@@ -93,26 +93,40 @@ export const http = <R extends Rpc.Any>(
   headers: Headers
 ): Calls => {
   const encode = codecs(group)
+  const inFlight = new Set<AbortController>()
+  let closed = false
   let nextId = 0
   return {
     call: async (tag, payload) => {
+      if (closed) throw lost("the client is closed")
       const [codec, encoded] = encode(tag, payload)
       const id = String(++nextId)
+      const abort = new AbortController()
+      inFlight.add(abort)
       let text: string
       try {
         const response = await fetch(url, {
           method: "POST",
           headers: { "content-type": "application/ndjson" },
-          body: `${request(id, tag, encoded, headers)}\n`
+          body: `${request(id, tag, encoded, headers)}\n`,
+          signal: abort.signal
         })
         text = await response.text()
         if (!response.ok) throw lost(`${url} answered ${response.status}: ${text.slice(0, 200)}`)
       } catch (cause) {
-        throw cause instanceof RpcClientError ? cause : lost(`cannot reach ${url}`, cause)
+        if (cause instanceof RpcClientError) throw cause
+        throw closed ? lost("the client is closed") : lost(`cannot reach ${url}`, cause)
+      } finally {
+        inFlight.delete(abort)
       }
       for (const line of text.split("\n")) {
         if (line === "") continue
-        const reply = JSON.parse(line) as Reply
+        let reply: Reply
+        try {
+          reply = JSON.parse(line) as Reply
+        } catch (cause) {
+          throw lost("Error decoding message", cause)
+        }
         if (reply._tag === "Exit" && String(reply.requestId) === id) {
           return valueOrThrow(codec.decodeExit(reply.exit))
         }
@@ -120,12 +134,26 @@ export const http = <R extends Rpc.Any>(
       }
       throw lost(`${url} ended its answer without an Exit`)
     },
-    close: () => {}
+    close: () => {
+      closed = true
+      for (const abort of inFlight) abort.abort()
+    }
   }
 }
 
+/** One WebSocket and the calls sent on it. */
+interface Connection {
+  readonly ws: WebSocket
+  readonly pending: Map<string, Pending>
+  readonly opened: Promise<Connection>
+  pinger: ReturnType<typeof setInterval> | undefined
+  /** Whether the last ping has been answered. */
+  ponged: boolean
+}
+
 /**
- * Calls of `group` over a WebSocket to `url`.
+ * Calls of `group` over a WebSocket to `url`. Each socket has its own calls: when it fails, only
+ * the calls sent on it fail. A socket whose ping goes unanswered for a whole interval is closed.
  *
  * @internal
  */
@@ -135,82 +163,89 @@ export const socket = <R extends Rpc.Any>(
   headers: Headers
 ): Calls => {
   const encode = codecs(group)
-  const pending = new Map<string, Pending>()
+  let current: Connection | null = null
   let nextId = 0
-  let socket: WebSocket | null = null
-  let opening: Promise<WebSocket> | null = null
-  let pinger: ReturnType<typeof setInterval> | undefined
   let closed = false
 
-  const failAll = (error: unknown) => {
-    const calls = [...pending.values()]
-    pending.clear()
+  const drop = (connection: Connection, error: RpcClientError) => {
+    if (current === connection) current = null
+    clearInterval(connection.pinger)
+    const calls = [...connection.pending.values()]
+    connection.pending.clear()
     for (const call of calls) call.reject(error)
   }
 
-  const onMessage = (event: MessageEvent) => {
+  const onMessage = (connection: Connection) => (event: MessageEvent) => {
     let replies: Array<Reply>
     try {
       const parsed = JSON.parse(typeof event.data === "string" ? event.data : String(event.data)) as unknown
       replies = (Array.isArray(parsed) ? parsed : [parsed]) as Array<Reply>
     } catch (cause) {
-      failAll(lost("Error decoding message", cause))
+      drop(connection, lost("Error decoding message", cause))
+      connection.ws.close()
       return
     }
     for (const reply of replies) {
       if (reply._tag === "Exit") {
         const id = String(reply.requestId)
-        const call = pending.get(id)
+        const call = connection.pending.get(id)
         if (call === undefined) continue
-        pending.delete(id)
+        connection.pending.delete(id)
         try {
           call.resolve(valueOrThrow(call.codec.decodeExit(reply.exit)))
         } catch (error) {
           call.reject(error)
         }
+      } else if (reply._tag === "Pong") {
+        connection.ponged = true
       } else if (reply._tag === "Defect") {
-        failAll(reply.defect)
+        const calls = [...connection.pending.values()]
+        connection.pending.clear()
+        for (const call of calls) call.reject(reply.defect)
       }
     }
   }
 
-  const open = (): Promise<WebSocket> => {
-    if (socket !== null && socket.readyState === WebSocket.OPEN) return Promise.resolve(socket)
-    if (opening !== null) return opening
-    opening = new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(url)
-      const dropped = (error: RpcClientError) => {
-        if (socket === ws) socket = null
-        if (opening !== null && socket === null) opening = null
-        clearInterval(pinger)
-        failAll(error)
-      }
-      ws.addEventListener("open", () => {
-        socket = ws
-        opening = null
-        clearInterval(pinger)
-        pinger = setInterval(() => {
-          if (ws.readyState === WebSocket.OPEN) ws.send('{"_tag":"Ping"}')
-        }, PING_MS)
-        // A timer that keeps no process alive (Node, Bun; Deno has no `unref` here).
-        ;(pinger as { unref?: () => void }).unref?.()
-        resolve(ws)
-      })
-      ws.addEventListener("message", onMessage)
-      ws.addEventListener("error", () => {
-        const error = lost(`cannot reach ${url}`)
-        if (socket !== ws) reject(error)
-        dropped(error)
-      })
-      ws.addEventListener("close", (event) => {
-        const error = lost(
-          `connection to ${url} closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`
-        )
-        if (socket !== ws) reject(error)
-        dropped(error)
-      })
+  const connect = (): Promise<Connection> => {
+    if (current !== null) return current.opened
+    const ws = new WebSocket(url)
+    let resolveOpened!: (connection: Connection) => void
+    let rejectOpened!: (error: RpcClientError) => void
+    const opened = new Promise<Connection>((resolve, reject) => {
+      resolveOpened = resolve
+      rejectOpened = reject
     })
-    return opening
+    const connection: Connection = { ws, pending: new Map(), opened, pinger: undefined, ponged: true }
+    current = connection
+    ws.addEventListener("open", () => {
+      if (closed) {
+        ws.close()
+        rejectOpened(lost("the client is closed"))
+        return
+      }
+      connection.pinger = setInterval(() => {
+        if (!connection.ponged) {
+          drop(connection, lost(`no answer to a ping from ${url}`))
+          ws.close()
+          return
+        }
+        connection.ponged = false
+        ws.send('{"_tag":"Ping"}')
+      }, PING_MS)
+      // A timer that keeps no process alive (Node, Bun; Deno has no `unref` here).
+      ;(connection.pinger as { unref?: () => void }).unref?.()
+      resolveOpened(connection)
+    })
+    ws.addEventListener("message", onMessage(connection))
+    const failed = (error: RpcClientError) => {
+      rejectOpened(error) // no effect once it opened
+      drop(connection, error)
+    }
+    ws.addEventListener("error", () => failed(lost(`cannot reach ${url}`)))
+    ws.addEventListener("close", (event) =>
+      failed(lost(`connection to ${url} closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`))
+    )
+    return opened
   }
 
   return {
@@ -225,22 +260,24 @@ export const socket = <R extends Rpc.Any>(
       }
       const id = String(++nextId)
       const frame = request(id, tag, encoded, headers)
-      return open().then(
-        (ws) =>
+      return connect().then(
+        (connection) =>
           new Promise((resolve, reject) => {
-            pending.set(id, { codec, resolve, reject })
-            ws.send(frame)
+            if (connection.ws.readyState !== WebSocket.OPEN) {
+              reject(lost(`connection to ${url} closed`))
+              return
+            }
+            connection.pending.set(id, { codec, resolve, reject })
+            connection.ws.send(frame)
           })
       )
     },
     close: () => {
       closed = true
-      clearInterval(pinger)
-      failAll(lost("the client is closed"))
-      const ws = socket
-      socket = null
-      opening = null
-      ws?.close()
+      const connection = current
+      if (connection === null) return
+      drop(connection, lost("the client is closed"))
+      connection.ws.close()
     }
   }
 }
