@@ -121,11 +121,15 @@ export interface RunnerShape {
    * Calls `listener` with the same transitions as `watch`, synchronously as the runner reads them
    * from the log, until the returned function is called or the runner stops. No stream and no
    * buffer per subscriber, so much cheaper per transition; a listener must return quickly (one
-   * that throws is logged and skipped).
+   * that throws is logged and skipped). `latencyMs`: how late the listener may hear of a
+   * transition; while only such listeners subscribe, the log is read once per that window instead
+   * of every few milliseconds (for metrics, say). Without it (or with `watch` streams open), as
+   * soon as the runner reads it.
    */
   readonly listen: (
     listener: (transition: Transition) => void,
-    filter?: WatchFilter
+    filter?: WatchFilter,
+    options?: { readonly latencyMs?: number | undefined }
   ) => Effect.Effect<() => void>
 }
 
@@ -540,7 +544,17 @@ export const make = (
     const listeners = new Set<{
       readonly call: (t: Transition) => void
       readonly match: (t: Transition) => boolean
+      readonly latencyMs: number
     }>()
+    // Bumped when a subscriber that wants transitions at once arrives, to end a long window.
+    const eagerArrived = makeChangeSignal()
+    /** How long the tail may wait between reads: the shortest any subscriber accepts. */
+    const tailWindow = (): Duration.Duration => {
+      if (watchers > 0) return TAIL_WINDOW
+      let ms = Number.POSITIVE_INFINITY
+      for (const l of listeners) ms = Math.min(ms, l.latencyMs)
+      return ms <= Duration.toMillis(TAIL_WINDOW) ? TAIL_WINDOW : Duration.millis(ms)
+    }
     const notify = (rows: ReadonlyArray<Transition>) =>
       Effect.sync(() => {
         let failed: unknown
@@ -572,7 +586,16 @@ export const make = (
                 if (watchers > 0) yield* PubSub.publishAll(hub, rows)
                 // Read again at once after a full batch; otherwise after a short window, so under
                 // load one read takes the commits of the window rather than one read per commit.
-                if (rows.length < TAIL_BATCH) yield* Effect.withClock(Effect.sleep(TAIL_WINDOW), liveClock)
+                if (rows.length < TAIL_BATCH) {
+                  const window = tailWindow()
+                  const seenEager = yield* eagerArrived.localChanges
+                  yield* window === TAIL_WINDOW
+                    ? Effect.withClock(Effect.sleep(window), liveClock)
+                    : Effect.raceFirst(
+                        Effect.withClock(Effect.sleep(window), liveClock),
+                        eagerArrived.awaitLocalChange(seenEager)
+                      )
+                }
                 return
               }
             }
@@ -597,6 +620,7 @@ export const make = (
         yield* startTail
         const queue = yield* PubSub.subscribe(hub)
         watchers += 1
+        eagerArrived.bump()
         wake.bump()
         return queue
       }),
@@ -628,11 +652,12 @@ export const make = (
     )
 
     return {
-      listen: (call, filter = {}) =>
+      listen: (call, filter = {}, options = {}) =>
         Effect.gen(function* () {
           yield* startTail
-          const entry = { call, match: matches(filter) }
+          const entry = { call, match: matches(filter), latencyMs: Math.max(0, options.latencyMs ?? 0) }
           listeners.add(entry)
+          if (entry.latencyMs <= Duration.toMillis(TAIL_WINDOW)) eagerArrived.bump()
           wake.bump()
           return () => {
             listeners.delete(entry)

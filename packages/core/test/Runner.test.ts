@@ -287,6 +287,47 @@ for (const [backend, store] of backends) {
       )
     )
 
+    it.live("a listener that accepts latency is fed once per window; an eager one ends the window", () =>
+      Effect.gen(function* () {
+        const reads = { n: 0 }
+        const counted = Layer.effect(
+          EventStoreTag,
+          Effect.map(EventStoreTag, (s) => ({
+            ...s,
+            historySince: (seq: number, limit: number) =>
+              Effect.tap(s.historySince(seq, limit), () => void reads.n++)
+          }))
+        ).pipe(Layer.provide(store()))
+        yield* Effect.gen(function* () {
+          const c = yield* Coordinator
+          const runner = yield* startRunner()
+          const lazy: Array<string> = []
+          yield* runner.listen((t) => lazy.push(t.eventId), {}, { latencyMs: 400 })
+          reads.n = 0
+          const ids: Array<string> = []
+          for (let i = 0; i < 20; i++) {
+            ids.push((yield* c.scheduleTimer({ in: "1h" })).id)
+            yield* Effect.sleep("10 millis")
+          }
+          // One read opens the window; the other commits of the burst wait for its end.
+          assert.isAtMost(reads.n, 2)
+          yield* Effect.sleep("600 millis")
+          assert.deepStrictEqual(lazy, ids)
+          // A window is open again; a listener that wants transitions at once ends it.
+          yield* c.scheduleTimer({ in: "1h" })
+          yield* Effect.sleep("50 millis")
+          const eager: Array<string> = []
+          yield* runner.listen((t) => eager.push(t.eventId))
+          const next = yield* c.scheduleTimer({ in: "1h" })
+          yield* Effect.sleep("100 millis")
+          assert.include(eager, next.id)
+        }).pipe(
+          Effect.provide(Layer.merge(Layer.provideMerge(coordinatorLayer, counted), platform)),
+          Effect.scoped
+        )
+      })
+    )
+
     it.effect("every watch stream ends when the runner stops", () =>
       scenario(
         Effect.gen(function* () {

@@ -175,21 +175,29 @@ const ACTION_OUTCOMES: Record<string, string> = {
   action_retried: "retried"
 }
 
+/** How late the metrics may count a transition. */
+const METRICS_LATENCY_MS = 250
+
 /** Feeds the metrics from the runner's log of transitions (any process's, on this database). */
 const recordTransitions = (state: State) =>
   Effect.gen(function* () {
     const runner = yield* Runner.Runner
     const { metrics } = state
-    const stop = yield* runner.listen((t) => {
-      metrics.transitions.inc({ type: t.type })
-      if (t.type === "fired") {
-        const late = Number(t.detail.lateByMs ?? 0)
-        metrics.lateness.observe(Number.isFinite(late) ? late / 1000 : 0)
-      }
-      const outcome = ACTION_OUTCOMES[t.type]
-      if (outcome !== undefined)
-        metrics.actions.inc({ outcome, action: String(t.detail.action ?? "unknown") })
-    })
+    const stop = yield* runner.listen(
+      (t) => {
+        metrics.transitions.inc({ type: t.type })
+        if (t.type === "fired") {
+          const late = Number(t.detail.lateByMs ?? 0)
+          metrics.lateness.observe(Number.isFinite(late) ? late / 1000 : 0)
+        }
+        const outcome = ACTION_OUTCOMES[t.type]
+        if (outcome !== undefined)
+          metrics.actions.inc({ outcome, action: String(t.detail.action ?? "unknown") })
+      },
+      {},
+      // A scrape comes every few seconds: reading the log every quarter second is plenty.
+      { latencyMs: METRICS_LATENCY_MS }
+    )
     yield* Effect.addFinalizer(() => Effect.sync(stop))
   })
 

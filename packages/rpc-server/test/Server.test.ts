@@ -41,10 +41,20 @@ describe("t-minus-server on 127.0.0.1: health and metrics", () => {
     } finally {
       await client.close()
     }
-    const res = await fetch(`${server.url}/metrics`)
+    // Transitions are counted from the log within a quarter of a second.
+    let res = await fetch(`${server.url}/metrics`)
+    let text = await res.text()
+    for (
+      let i = 0;
+      i < 50 && !text.includes('tminus_action_outcomes_total{action="log",outcome="delivered"} 1');
+      i++
+    ) {
+      await sleep(50)
+      res = await fetch(`${server.url}/metrics`)
+      text = await res.text()
+    }
     assert.strictEqual(res.status, 200)
     assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/)
-    const text = await res.text()
     // The parser checks the syntax (it throws on a malformed line) and reads names and types; it
     // folds labelled histogram series together, so values are read from the sample lines.
     const families = parsePrometheus(text) as Array<{ name: string; type: string }>
