@@ -219,13 +219,28 @@ const ID_PREFIX = randomUUID().slice(0, 8)
 let requestCount = 0
 
 /**
- * One access-log line per call, written straight to stdout in the shape of `Logger.json`'s lines
- * (the logger costs several times more per line, which shows at thousands of calls a second).
+ * One access-log line per call, in the shape of `Logger.json`'s lines (the logger costs several
+ * times more per line, which shows at thousands of calls a second). Lines are written to stdout
+ * together once per event-loop turn (a write to a pipe is a system call each), and at exit.
  */
-const accessLine = (annotations: Record<string, unknown>) =>
-  process.stdout.write(
-    `${JSON.stringify({ message: "rpc", logLevel: "INFO", timestamp: new Date().toISOString(), annotations })}\n`
-  )
+let accessLines = ""
+const flushAccessLines = () => {
+  if (accessLines === "") return
+  const lines = accessLines
+  accessLines = ""
+  process.stdout.write(lines)
+}
+let exitFlush = false
+const accessLine = (annotations: Record<string, unknown>) => {
+  if (accessLines === "") {
+    setImmediate(flushAccessLines)
+    if (!exitFlush) {
+      exitFlush = true
+      process.once("exit", flushAccessLines)
+    }
+  }
+  accessLines += `${JSON.stringify({ message: "rpc", logLevel: "INFO", timestamp: new Date().toISOString(), annotations })}\n`
+}
 
 const layerObserve = (state: State, logCalls: boolean) =>
   Layer.succeed(
