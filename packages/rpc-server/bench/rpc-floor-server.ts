@@ -3,11 +3,13 @@
  * `Authentication` middleware) served by `@effect/rpc` over `@effect/platform-node` on both
  * protocols, exactly as t-minus-server mounts it (`POST /rpc` ndjson, `GET /ws` JSON), but every
  * `scheduleTimer` answers one canned event: no API key lookup, no coordinator, no database, no
- * runner, no access log. What the framework costs per call, encoding the same `Event` back.
+ * runner, no access log, no spans (as the server without an OTLP exporter). What the framework
+ * costs per call, encoding the same `Event` back.
  * Prints `{"url":"http://127.0.0.1:<port>"}` once it listens, as the real server does.
  */
 import { createServer } from "node:http"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -41,12 +43,15 @@ const authentication = Layer.succeed(
 )
 
 const routes = Layer.mergeAll(
-  RpcServer.layerHttpRouter({ group: TMinusRpcs, path: "/rpc", protocol: "http" }).pipe(
+  RpcServer.layerHttpRouter({ group: TMinusRpcs, path: "/rpc", protocol: "http", disableTracing: true }).pipe(
     Layer.provide(RpcSerialization.layerNdjson)
   ),
-  RpcServer.layerHttpRouter({ group: TMinusRpcs, path: "/ws", protocol: "websocket" }).pipe(
-    Layer.provide(RpcSerialization.layerJson)
-  )
+  RpcServer.layerHttpRouter({
+    group: TMinusRpcs,
+    path: "/ws",
+    protocol: "websocket",
+    disableTracing: true
+  }).pipe(Layer.provide(RpcSerialization.layerJson))
 )
 const announce = Layer.effectDiscard(
   Effect.flatMap(HttpServer.HttpServer, (server) =>
@@ -62,7 +67,9 @@ NodeRuntime.runMain(
     announce.pipe(
       Layer.provideMerge(
         HttpLayerRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
-          Layer.provide([handlers, authentication])
+          Layer.provide([handlers, authentication]),
+          // No spans, as t-minus-server without an exporter.
+          Layer.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
         )
       ),
       Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))

@@ -25,6 +25,7 @@ import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -58,6 +59,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -604,8 +606,11 @@ const rpcRoutes = (state: State, options: ServerOptions) => {
       return protocol
     })
   ).pipe(Layer.provide(checkedJson))
+  // Spans only when they go somewhere: without an exporter a span per call is pure cost.
   const serve = (protocol: typeof http) =>
-    RpcServer.layer(ServerRpcs, { spanPrefix: "t-minus" }).pipe(Layer.provide(protocol))
+    RpcServer.layer(ServerRpcs, { spanPrefix: "t-minus", disableTracing: options.otlp === undefined }).pipe(
+      Layer.provide(protocol)
+    )
   return Layer.mergeAll(serve(http), serve(websocket))
 }
 
@@ -704,6 +709,10 @@ export const make = (
       disableListenLog: true,
       disableLogger: true
     }).pipe(
+      // No span per HTTP request either without an exporter (the platform makes one by default).
+      options.otlp === undefined
+        ? Layer.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
+        : identity,
       Layer.provide([
         layerObserve(state, ["debug", "info", undefined].includes(options.logLevel)),
         layerAuthentication(state, options),
