@@ -7,9 +7,9 @@
  * random bytes. A hash of a high-entropy secret needs no slow KDF: nothing can be guessed from it.
  *
  * Resolved keys are kept in memory (by the presented key) until the table changes: every change
- * to it, by any process on the file, advances a version (triggers) that each lookup reads first
- * (one primary-key read instead of a hash and an index search), so a revocation still takes
- * effect on the next request.
+ * to it, by any process on the file, advances a version (triggers) that lookups read once per
+ * event-loop turn (one primary-key read per turn instead of a hash and an index search per
+ * request), so a revocation applies to every request that reaches the server after it.
  *
  * @since 0.1.0
  */
@@ -148,6 +148,16 @@ export const makeSqlite = (filename: string) =>
     const version = db.prepare("SELECT version FROM api_keys_version WHERE id = 1").pluck()
     const cache = new Map<string, Option.Option<KeyRecord>>()
     let cachedVersion: unknown = null
+    let checkedThisTurn = false
+    const nextTurn = () => {
+      checkedThisTurn = false
+    }
+    /** After a change made here: the next lookup reads the version again. */
+    const changed = () => {
+      cache.clear()
+      cachedVersion = null
+      checkedThisTurn = false
+    }
 
     return KeyStore.of({
       create: (input) =>
@@ -179,6 +189,7 @@ export const makeSqlite = (filename: string) =>
           return Effect.try({
             try: () => {
               insert.run(id, hash(key), input.tenant, input.principal, input.role, input.name ?? null, now)
+              changed()
               return {
                 key,
                 record: fromRow({ ...input, id, name: input.name ?? null, created_at: now, revoked_at: null })
@@ -190,18 +201,29 @@ export const makeSqlite = (filename: string) =>
       list: Effect.try({ try: () => all.all().map(fromRow), catch: storage("cannot list keys") }),
       revoke: (id) =>
         Effect.try({
-          try: () => revoke.run(Date.now(), id).changes > 0 || exists.get(id) !== undefined,
+          try: () => {
+            const revoked = revoke.run(Date.now(), id).changes > 0
+            if (revoked) changed()
+            return revoked || exists.get(id) !== undefined
+          },
           catch: storage(`cannot revoke ${id}`)
         }),
       resolve: (key) =>
         Effect.try({
           try: () => {
             if (!key.startsWith("tm_")) return Option.none()
-            const current = version.get()
-            if (current !== cachedVersion || cache.size >= CACHE_LIMIT) {
-              cache.clear()
-              cachedVersion = current
+            // Once per event-loop turn: every request resolved in a turn was read from its socket
+            // before the turn's first lookup, so none of them arrived after a change it misses.
+            if (!checkedThisTurn) {
+              checkedThisTurn = true
+              setImmediate(nextTurn)
+              const current = version.get()
+              if (current !== cachedVersion) {
+                cache.clear()
+                cachedVersion = current
+              }
             }
+            if (cache.size >= CACHE_LIMIT) cache.clear()
             let found = cache.get(key)
             if (found === undefined) {
               const row = byHash.get(hash(key))

@@ -308,49 +308,57 @@ const layerAuthentication = (state: State, options: ServerOptions) =>
       const quotas = options.quotas ?? {}
       const limiter = new RateLimiter(quotas)
       const trusted = options.auth === false
-      return Authentication.of(({ headers }) =>
-        Effect.gen(function* () {
-          if (state.draining) return yield* new ServerUnavailable({ reason: "the server is shutting down" })
-          let caller: { tenant: string; principal: string; role: Access.Role }
-          if (trusted) caller = { tenant: "default", principal: "admin", role: "admin" }
-          else {
-            const key = bearer(headers)
-            if (key === undefined || key === "") {
-              return yield* new Unauthenticated({
-                reason:
-                  "no API key: send `authorization: Bearer <key>` (make one with `t-minus-server keys create`)"
-              })
+      const admit = (caller: { tenant: string; principal: string; role: Access.Role }) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.withFiberRuntime<Access.Caller, ResourceExhausted>((fiber) => {
+            const quota = quotaOf(quotas, caller.tenant)
+            const wait = limiter.take(caller.tenant, now)
+            if (wait > 0) {
+              state.metrics.rejected.inc({ tenant: caller.tenant, resource: "requests" })
+              return Effect.fail(
+                new ResourceExhausted({
+                  resource: "requests",
+                  limit: quota.requestsPerSecond ?? 0,
+                  retryAfterMs: wait
+                })
+              )
             }
-            const found = yield* keys
-              .resolve(key)
-              .pipe(Effect.mapError((error) => new ServerUnavailable({ reason: error.message })))
-            if (Option.isNone(found))
-              return yield* new Unauthenticated({ reason: "unknown or revoked API key" })
-            caller = found.value
-          }
-          const quota = quotaOf(quotas, caller.tenant)
-          const wait = limiter.take(caller.tenant, yield* Clock.currentTimeMillis)
-          if (wait > 0) {
-            state.metrics.rejected.inc({ tenant: caller.tenant, resource: "requests" })
-            return yield* new ResourceExhausted({
-              resource: "requests",
-              limit: quota.requestsPerSecond ?? 0,
-              retryAfterMs: wait
+            const call = fiber.getFiberRef(currentCall)
+            if (call !== null) {
+              call.tenant = caller.tenant
+              call.principal = caller.principal
+            }
+            return Effect.succeed({
+              tenant: caller.tenant,
+              principal: caller.principal,
+              role: caller.role,
+              maxActiveEvents: quota.activeEvents
             })
-          }
-          const call = yield* FiberRef.get(currentCall)
-          if (call !== null) {
-            call.tenant = caller.tenant
-            call.principal = caller.principal
-          }
-          return {
-            tenant: caller.tenant,
-            principal: caller.principal,
-            role: caller.role,
-            maxActiveEvents: quota.activeEvents
-          } satisfies Access.Caller
-        })
-      )
+          })
+        )
+      const TRUSTED = { tenant: "default", principal: "admin", role: "admin" } as const
+      // Plain compositions rather than a generator: this runs before every call.
+      return Authentication.of(({ headers }) => {
+        if (state.draining)
+          return Effect.fail(new ServerUnavailable({ reason: "the server is shutting down" }))
+        if (trusted) return admit(TRUSTED)
+        const key = bearer(headers)
+        if (key === undefined || key === "") {
+          return Effect.fail(
+            new Unauthenticated({
+              reason:
+                "no API key: send `authorization: Bearer <key>` (make one with `t-minus-server keys create`)"
+            })
+          )
+        }
+        return Effect.flatMap(
+          Effect.mapError(keys.resolve(key), (error) => new ServerUnavailable({ reason: error.message })),
+          (found): Effect.Effect<Access.Caller, Unauthenticated | ResourceExhausted> =>
+            Option.isNone(found)
+              ? Effect.fail(new Unauthenticated({ reason: "unknown or revoked API key" }))
+              : admit(found.value)
+        )
+      })
     })
   )
 
