@@ -7,19 +7,11 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
-import * as TestClock from "effect/TestClock"
 import { Coordinator, withTenant } from "../src/Coordinator.ts"
 import { EventStore } from "../src/EventStore.ts"
-import { backends, coordinatorOn, T0 } from "./backends.ts"
+import { backends, scenarioOn, T0 } from "./backends.ts"
 
-const scenario = <A, E>(
-  store: (typeof backends)[number][1],
-  body: Effect.Effect<A, E, Coordinator | EventStore>
-) =>
-  Effect.gen(function* () {
-    yield* TestClock.setTime(T0)
-    return yield* body
-  }).pipe(Effect.provide(coordinatorOn(store)))
+const scenario = scenarioOn
 
 /** Lets every fiber that can run go as far as it can. */
 const settle = Effect.repeatN(Effect.yieldNow(), 50)

@@ -5,19 +5,12 @@ import * as TestClock from "effect/TestClock"
 import { Coordinator, withTenant } from "../src/Coordinator.ts"
 import type { CoordinatorError } from "../src/Errors.ts"
 import { EventStore } from "../src/EventStore.ts"
-import { backends, coordinatorOn, T0 } from "./backends.ts"
+import { backends, scenarioOn } from "./backends.ts"
 
 const acme = withTenant({ tenant: "acme" })
 const globex = withTenant({ tenant: "globex" })
 
-const scenario = <A, E>(
-  store: (typeof backends)[number][1],
-  body: Effect.Effect<A, E, Coordinator | EventStore>
-) =>
-  Effect.gen(function* () {
-    yield* TestClock.setTime(T0)
-    return yield* body
-  }).pipe(Effect.provide(coordinatorOn(store)))
+const scenario = scenarioOn
 
 const failure = <A>(effect: Effect.Effect<A, CoordinatorError, Coordinator>) =>
   Effect.flatMap(Effect.either(effect), (result) =>
