@@ -295,9 +295,12 @@ export const make = (
     const chunkMs = Math.min(MAX_SLEEP_MS, Math.max(1, options.clockCheckMs ?? CLOCK_CHECK_MS))
     const tickOptions = { misfireGraceMs: options.misfireGraceMs }
 
-    // One wake-up signal for the loops: this process's commits, commits by other processes (seen
-    // by one poller), finished attempts and new watchers all bump it.
+    // The watch tail's wake-up signal: this process's commits, commits by other processes (seen
+    // by one poller) and new watchers all bump it. The tick and delivery loops have their own,
+    // bumped only by what can move what they wait for (below).
     const wake = makeChangeSignal()
+    const dueWake = makeChangeSignal()
+    const actionsWake = makeChangeSignal()
     yield* Effect.forkScoped(
       Effect.forever(
         Effect.flatMap(store.localChanges, (seen) =>
@@ -312,9 +315,16 @@ export const make = (
     let dueStale = true
     let actionsStale = true
     let dueTarget = Number.POSITIVE_INFINITY
+    // Called after the commit, before anyone hears of it: a loop that wakes reads what it wrote.
     const unobserve = store.observeWrites((write) => {
-      if (write.earliestDue < dueTarget) dueStale = true
-      if (write.actions) actionsStale = true
+      if (write.earliestDue < dueTarget) {
+        dueStale = true
+        dueWake.bump()
+      }
+      if (write.actions) {
+        actionsStale = true
+        actionsWake.bump()
+      }
     })
     yield* Effect.addFinalizer(() => Effect.sync(unobserve))
     // A read that fails or dies leaves its loop to read again.
@@ -334,6 +344,8 @@ export const make = (
                     version = v
                     dueStale = true
                     actionsStale = true
+                    dueWake.bump()
+                    actionsWake.bump()
                     wake.bump()
                   }
                 })
@@ -352,9 +364,14 @@ export const make = (
      * runner's GC pauses (docs/benchmarks.md).
      */
     const clock = yield* Effect.clock
-    const waitUntil = (at: Option.Option<number>, now: number, seen: number): Effect.Effect<void> =>
+    const waitUntil = (
+      signal: ReturnType<typeof makeChangeSignal>,
+      at: Option.Option<number>,
+      now: number,
+      seen: number
+    ): Effect.Effect<void> =>
       Option.isNone(at)
-        ? wake.awaitLocalChange(seen)
+        ? signal.awaitLocalChange(seen)
         : at.value <= now
           ? Effect.void
           : Effect.async<void>((resume) => {
@@ -368,7 +385,7 @@ export const make = (
                 stop()
                 resume(Effect.void)
               }
-              stop = wake.listen(seen, finish)
+              stop = signal.listen(seen, finish)
               if (!done) {
                 const interrupt = Effect.runCallback(
                   clock.sleep(Duration.millis(Math.min(at.value - now, chunkMs))),
@@ -392,7 +409,7 @@ export const make = (
         survive(
           "tick",
           Effect.gen(function* () {
-            const seen = yield* wake.localChanges
+            const seen = yield* dueWake.localChanges
             const now = yield* Clock.currentTimeMillis
             if (dueStale || (Option.isSome(knownDue) && knownDue.value <= now)) {
               dueStale = false
@@ -406,7 +423,7 @@ export const make = (
               return
             }
             dueTarget = Option.isSome(next) ? next.value : Number.POSITIVE_INFINITY
-            yield* waitUntil(next, now, seen)
+            yield* waitUntil(dueWake, next, now, seen)
           })
         )
       )
@@ -495,9 +512,9 @@ export const make = (
         survive(
           "delivery",
           Effect.gen(function* () {
-            const seen = yield* wake.localChanges
+            const seen = yield* actionsWake.localChanges
             if (stopping) return yield* Effect.never
-            if (running.size >= concurrency) return yield* wake.awaitLocalChange(seen)
+            if (running.size >= concurrency) return yield* actionsWake.awaitLocalChange(seen)
             const now = yield* Clock.currentTimeMillis
             // Read outside a transaction first: an idle runner never takes the write lock.
             if (actionsStale || (Option.isSome(knownAction) && knownAction.value <= now)) {
@@ -517,7 +534,7 @@ export const make = (
                       Effect.sync(() => {
                         running.delete(queued.key)
                         actionsStale = true
-                        wake.bump()
+                        actionsWake.bump()
                       })
                     )
                   ),
@@ -526,10 +543,10 @@ export const make = (
               }
               if (claimed.length > 0) return
               // Only attempts still running here are due: wait for them to finish.
-              if (blocked) return yield* waitUntil(Option.some(now + chunkMs), now, seen)
+              if (blocked) return yield* waitUntil(actionsWake, Option.some(now + chunkMs), now, seen)
               return
             }
-            yield* waitUntil(next, now, seen)
+            yield* waitUntil(actionsWake, next, now, seen)
           })
         )
       )
