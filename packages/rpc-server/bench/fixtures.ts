@@ -228,7 +228,9 @@ export interface Running {
 const listening = (args: ReadonlyArray<string>, what: string): Promise<Running> =>
   new Promise((resolve, reject) => {
     const child = track(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] }))
-    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+    // "close", not "exit": the last lines a process writes (its access log is flushed at exit)
+    // may still be in the pipe when it has exited.
+    const exited = new Promise<number | null>((done) => child.on("close", (code) => done(code)))
     let head = ""
     let err = ""
     let url: string | undefined

@@ -71,7 +71,7 @@ export const run = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) =>
     child.stderr.on("data", (c) => {
       err += c
     })
-    child.on("exit", (code) => resolve({ code, out, err }))
+    child.on("close", (code) => resolve({ code, out, err }))
   })
 
 /** A server process, its URL once it logged "listening", and its stdout as JSON lines. */
@@ -83,7 +83,7 @@ export const serve = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) 
     readonly exited: Promise<number | null>
   }>((resolve, reject) => {
     const child = spawn(process.execPath, [bin, "--port", "0", ...args], { env: { ...process.env, ...env } })
-    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+    const exited = new Promise<number | null>((done) => child.on("close", (code) => done(code)))
     let out = ""
     let err = ""
     const lines = () =>
