@@ -337,7 +337,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       readonly done: Deferred.Deferred<Event, CoordinatorError>
     }
     let waiting: Array<Waiting> = []
-    const groupLock = Effect.unsafeMakeSemaphore(1)
+    let leading = false
 
     const commitGroup = (group: ReadonlyArray<Waiting>) =>
       Effect.flatMap(
@@ -387,39 +387,44 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     const scheduleGrouped = (event: Event, scope: TenantScope | null, now: number) =>
       Effect.suspend(() => {
         const w: Waiting = { event, scope, now, done: Deferred.unsafeMake(FiberId.none) }
-        waiting.push(w)
-        // Whoever gets the lock with its event still queued commits everything queued, its own
-        // event included; the others then find theirs done. The leader first lets the event loop
-        // finish its turn, so that requests read from other sockets meanwhile join the group.
-        // Interrupted while its event is still queued, a caller takes it out unwritten; once a
-        // leader has taken it, it is committed whatever happens to its caller (as when an
+        // The first event queued while nobody leads starts a leader: a fiber of its own (so no
+        // caller's interrupt can stop it) that lets the event loop finish its turn, so that
+        // requests read from other sockets meanwhile join, then commits everything queued, and
+        // again while more came during the commit. Callers only wait for their own outcome.
+        // Queuing and starting the leader are one step (a leader is always running while
+        // anything is queued). Interrupted while its event is still queued, a caller takes it
+        // out unwritten; once taken, it is committed whatever happens to its caller (as when an
         // interrupt comes after a commit).
-        const lead = groupLock.withPermits(1)(
-          Effect.suspend(() =>
-            waiting.includes(w)
-              ? Effect.zipRight(
-                  nextTurn,
-                  // Taken and committed in one uninterruptible step: a group taken is always written.
-                  Effect.uninterruptible(
-                    Effect.suspend(() => {
-                      const group = waiting
-                      waiting = []
-                      return group.length === 0 ? Effect.void : commitGroup(group)
-                    })
-                  )
-                )
-              : Effect.void
-          )
+        const enqueue = Effect.uninterruptible(
+          Effect.suspend(() => {
+            waiting.push(w)
+            if (leading) return Effect.void
+            leading = true
+            return Effect.asVoid(Effect.forkDaemon(lead))
+          })
         )
-        return Effect.zipRight(
-          Effect.onInterrupt(lead, () =>
-            Effect.sync(() => {
-              waiting = waiting.filter((other) => other !== w)
-            })
-          ),
-          Deferred.await(w.done)
+        return Effect.onInterrupt(Effect.zipRight(enqueue, Deferred.await(w.done)), () =>
+          Effect.sync(() => {
+            waiting = waiting.filter((other) => other !== w)
+          })
         )
       })
+
+    /** Commits what is queued until nothing is; taking and committing a group is one step. */
+    const lead: Effect.Effect<void> = Effect.zipRight(
+      nextTurn,
+      Effect.uninterruptible(
+        Effect.suspend(function next(): Effect.Effect<void> {
+          const group = waiting
+          waiting = []
+          if (group.length === 0) {
+            leading = false
+            return Effect.void
+          }
+          return Effect.flatMap(commitGroup(group), next)
+        })
+      )
+    )
 
     const scheduleMany = (inputs: ReadonlyArray<Lifecycle.ScheduleInput>) =>
       Effect.gen(function* () {
