@@ -459,21 +459,23 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         Effect.withFiberRuntime((fiber) => {
           const scope = fiber.getFiberRef(currentTenant)
           const tenant = scope?.tenant ?? DEFAULT_TENANT
-          const alone = store.transaction(
-            Effect.gen(function* () {
-              const event = yield* build(input, now, tenant)
-              yield* admit(1, now)
-              yield* insert([event], now)
-              return event
-            })
-          )
+          // One transaction of its own; `built` when the event is already validated.
+          const alone = (built?: Event) =>
+            store.transaction(
+              Effect.gen(function* () {
+                const event = built ?? (yield* build(input, now, tenant))
+                yield* admit(1, now)
+                yield* insert([event], now)
+                return event
+              })
+            )
           // A relative start reads its predecessor in the transaction; inside a caller's own
           // transaction the event must commit (or not) with it.
-          if (input.after !== undefined) return alone
+          if (input.after !== undefined) return alone()
           const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
           if (Either.isLeft(built)) return Effect.fail(built.left)
           return Effect.flatMap(store.inTransaction, (inside) =>
-            inside ? alone : scheduleGrouped(built.right, scope, now)
+            inside ? alone(built.right) : scheduleGrouped(built.right, scope, now)
           )
         })
       )
