@@ -23,7 +23,6 @@ import * as Http from "node:http"
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -32,7 +31,6 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
@@ -65,6 +63,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as HttpRoute from "./HttpRoute.ts"
 import * as Keys from "./Keys.ts"
 import * as Prometheus from "./Prometheus.ts"
 import { type Quotas, quotaOf, RateLimiter } from "./Quotas.ts"
@@ -367,8 +366,6 @@ const json = (status: number, body: Record<string, unknown>) =>
 
 const unavailable = json(503, { error: "ServerUnavailable", message: "the server is shutting down" })
 
-const NDJSON_TYPES = new Set(["application/ndjson", "application/x-ndjson", "application/json"])
-
 const DIGITS = /^\d{1,40}$/
 
 /**
@@ -406,58 +403,6 @@ const messageProblem = (message: unknown): string | null => {
       return `_tag: one of Request, Ack, Interrupt, Ping, Eof; got ${JSON.stringify(m._tag ?? null)?.slice(0, 64)}`
   }
 }
-
-/** The first problem of an ndjson body (line numbers from 1); lines that are not JSON are left to the RPC layer. */
-const bodyProblem = (body: string): string | null => {
-  const lines = body.split("\n")
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim()
-    if (line === "") continue
-    let value: unknown
-    try {
-      value = JSON.parse(line)
-    } catch {
-      continue
-    }
-    const problem = messageProblem(value)
-    if (problem !== null) return `line ${i + 1}: ${problem}`
-  }
-  return null
-}
-
-/**
- * `POST /rpc`: refuses what is not an ndjson body within the limit before the RPC server reads it,
- * and hands the response to the stall watch (HTTP has no acks: a stalled
- * `watch` would otherwise buffer without bound).
- */
-const guardHttp = <E, R>(
-  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
-  state: State,
-  limit: number,
-  watchStall: (response: Http.ServerResponse) => void
-) =>
-  Effect.gen(function* () {
-    if (state.draining) return unavailable
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const type = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
-    if (!NDJSON_TYPES.has(type)) {
-      return json(415, {
-        error: "UnsupportedMediaType",
-        message: `POST /rpc takes application/ndjson, got ${JSON.stringify(request.headers["content-type"] ?? "nothing")}`
-      })
-    }
-    const tooLarge = json(413, { error: "PayloadTooLarge", message: `bodies are limited to ${limit} bytes` })
-    const length = Number(request.headers["content-length"])
-    if (Number.isFinite(length) && length > limit) return tooLarge
-    // The body is read once and kept: the RPC server's read below gets this one. (A chunked body
-    // that passes the limit ends the connection: the reader destroys the request.)
-    const body = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(limit)))
-    if (body._tag === "Left") return tooLarge
-    const problem = bodyProblem(body.right)
-    if (problem !== null) return json(400, { error: "BadRequest", message: problem })
-    watchStall(NodeHttpServerRequest.toServerResponse(request))
-    return yield* app
-  })
 
 /**
  * Ends responses whose client has not taken a byte for `stallMs` while they had some to take: one
@@ -581,20 +526,46 @@ const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Sock
   })
 }
 
+/**
+ * The `node:http` server: `POST /rpc` goes to our route (`HttpRoute.ts`) once it is installed,
+ * every other request (and every upgrade) to `@effect/platform`'s handler.
+ */
+class NodeServer extends Http.Server {
+  rpc: ((request: Http.IncomingMessage, response: Http.ServerResponse) => void) | undefined
+  override emit(event: string | symbol, ...args: Array<any>): boolean {
+    if (event === "request" && this.rpc !== undefined && HttpRoute.matches(args[0])) {
+      this.rpc(args[0], args[1])
+      return true
+    }
+    return super.emit(event as string, ...args)
+  }
+}
+
 /** Both protocols' routes, guarded, and the RPC server over them. */
-const rpcRoutes = (state: State, options: ServerOptions) => {
+const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
   const http = Layer.scoped(
     RpcServer.Protocol,
     Effect.gen(function* () {
-      const router = yield* HttpLayerRouter.HttpRouter
-      const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
-      const watchStall = yield* makeStallWatch(options.stallTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
-      yield* router.add("POST", "/rpc", guardHttp(httpApp, state, limit, watchStall))
-      return protocol
+      const route = yield* HttpRoute.make({
+        limit,
+        draining: () => state.draining,
+        messageProblem,
+        watchStall: yield* makeStallWatch(options.stallTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
+      })
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          node.rpc = route.handle
+        }),
+        () =>
+          Effect.sync(() => {
+            node.rpc = undefined
+          })
+      )
+      return route.protocol
     })
-  ).pipe(Layer.provide(RpcSerialization.layerNdjson))
+  )
   const websocket = Layer.effect(
     RpcServer.Protocol,
     Effect.gen(function* () {
@@ -615,7 +586,7 @@ const rpcRoutes = (state: State, options: ServerOptions) => {
     })
   ).pipe(Layer.provide(checkedJson))
   // Spans only when they go somewhere: without an exporter a span per call is pure cost.
-  const serve = (protocol: typeof http) =>
+  const serve = <R>(protocol: Layer.Layer<RpcServer.Protocol, never, R>) =>
     RpcServer.layer(ServerRpcs, { spanPrefix: "t-minus", disableTracing: options.otlp === undefined }).pipe(
       Layer.provide(protocol)
     )
@@ -661,10 +632,10 @@ const QUIET_MS = 50
  * (calls still queued in the event loop get their answer too), then drop what is left (idle
  * keep-alive connections, `watch` streams, `waitFor` calls), so closing does not wait on them.
  */
-const drain = (state: State, timeoutMs: number, node: { current: Http.Server | undefined }) =>
+const drain = (state: State, timeoutMs: number, node: NodeServer) =>
   Effect.gen(function* () {
     state.draining = true
-    node.current?.close()
+    node.close()
     yield* Effect.logInfo("draining").pipe(Effect.annotateLogs({ inFlight: state.inFlight }))
     let quietSince = performance.now()
     const quiet = Effect.suspend(() => {
@@ -681,7 +652,7 @@ const drain = (state: State, timeoutMs: number, node: { current: Http.Server | u
     yield* Effect.logInfo("drained").pipe(
       Effect.annotateLogs({ inFlight: state.inFlight, timedOut: Option.isNone(drained) })
     )
-    node.current?.closeAllConnections()
+    node.closeAllConnections()
   })
 
 const LEVELS = {
@@ -712,11 +683,14 @@ export const make = (
   Effect.gen(function* () {
     const state: State = { draining: false, inFlight: 0, metrics: makeMetrics() }
     const db = options.db ?? Sqlite.DEFAULT_FILENAME
-    const node: { current: Http.Server | undefined } = { current: undefined }
-    const app = HttpLayerRouter.serve(Layer.mergeAll(rpcRoutes(state, options), operationsRoutes(state)), {
-      disableListenLog: true,
-      disableLogger: true
-    }).pipe(
+    const node = new NodeServer()
+    const app = HttpLayerRouter.serve(
+      Layer.mergeAll(rpcRoutes(state, options, node), operationsRoutes(state)),
+      {
+        disableListenLog: true,
+        disableLogger: true
+      }
+    ).pipe(
       // No span per HTTP request either without an exporter (the platform makes one by default).
       options.otlp === undefined
         ? Layer.locally(HttpMiddleware.currentTracerDisabledWhen, () => true)
@@ -730,13 +704,10 @@ export const make = (
       Layer.provide(Keys.layerSqlite(db)),
       Layer.provide(Sqlite.layerRunner({ filename: db, runner: options.runner })),
       Layer.provideMerge(
-        NodeHttpServer.layer(
-          () => {
-            node.current = Http.createServer()
-            return node.current
-          },
-          { port: options.port ?? DEFAULT_PORT, host: options.host ?? "127.0.0.1" }
-        )
+        NodeHttpServer.layer(() => node, {
+          port: options.port ?? DEFAULT_PORT,
+          host: options.host ?? "127.0.0.1"
+        })
       )
     )
     const context = yield* Layer.build(app)
