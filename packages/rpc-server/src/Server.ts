@@ -20,6 +20,7 @@
  */
 import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
+import type { Duplex } from "node:stream"
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
@@ -27,12 +28,9 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Socket from "@effect/platform/Socket"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
-import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import {
   type Access,
@@ -54,7 +52,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import { identity } from "effect/Function"
@@ -67,6 +64,7 @@ import * as HttpRoute from "./HttpRoute.ts"
 import * as Keys from "./Keys.ts"
 import * as Prometheus from "./Prometheus.ts"
 import { type Quotas, quotaOf, RateLimiter } from "./Quotas.ts"
+import * as WebSocketRoute from "./WebSocketRoute.ts"
 
 /**
  * Everything the server can be told; the bin fills it from flags, environment and config file.
@@ -364,8 +362,6 @@ const layerAuthentication = (state: State, options: ServerOptions) =>
 const json = (status: number, body: Record<string, unknown>) =>
   HttpServerResponse.unsafeJson(body, { status, headers: status === 503 ? { connection: "close" } : {} })
 
-const unavailable = json(503, { error: "ServerUnavailable", message: "the server is shutting down" })
-
 const DIGITS = /^\d{1,40}$/
 
 /**
@@ -430,111 +426,21 @@ const makeStallWatch = (stallMs: number) =>
     }
   })
 
-const byteLength = (data: string | Uint8Array) =>
-  typeof data === "string" ? Buffer.byteLength(data) : data.byteLength
-
 /**
- * JSON frames for the WebSocket route, each message checked as it is decoded (one parse): a
- * message the RPC layer cannot take is thrown as a string, which @effect/rpc answers with a
- * `Defect` naming the problem, dropping only that frame.
- */
-const checkedJson = Layer.succeed(
-  RpcSerialization.RpcSerialization,
-  RpcSerialization.RpcSerialization.of({
-    ...RpcSerialization.json,
-    unsafeMake: () => {
-      const inner = RpcSerialization.json.unsafeMake()
-      return {
-        ...inner,
-        decode: (data) => {
-          const messages = inner.decode(data)
-          for (const message of messages) {
-            const problem = messageProblem(message)
-            if (problem !== null) throw problem
-          }
-          return messages
-        }
-      }
-    }
-  })
-)
-
-/**
- * A socket that closes itself on an oversized frame (1009) or after `idleMs` without a frame
- * (1001), answers a frame the RPC layer cannot take with a `Defect` and drops it, and whose
- * writes never wait past its life (a response to a call whose socket closed is dropped, so the
- * call ends instead of waiting forever).
- */
-const guardSocket = (socket: Socket.Socket, limit: number, idleMs: number): Socket.Socket => {
-  let closed = false
-  // Fibers whose write is waiting on the socket: interrupted when it goes (a write completes at
-  // once while the socket is open, so this set stays tiny).
-  const waiting = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
-  const writer = Effect.map(
-    socket.writer,
-    (write) => (chunk: Uint8Array | string | Socket.CloseEvent) =>
-      closed
-        ? Effect.void
-        : Effect.withFiberRuntime<void>((fiber) => {
-            waiting.add(fiber)
-            return Effect.interruptible(write(chunk)).pipe(
-              Effect.catchAllCause(() => Effect.void),
-              Effect.ensuring(Effect.sync(() => waiting.delete(fiber)))
-            )
-          })
-  )
-  const guarded = <_, E, R>(
-    handler: (data: string | Uint8Array) => Effect.Effect<_, E, R> | void,
-    run: (
-      h: (data: string | Uint8Array) => Effect.Effect<_, E, R> | void
-    ) => Effect.Effect<void, Socket.SocketError | E, R>
-  ) =>
-    Effect.gen(function* () {
-      const write = yield* writer
-      let last = Date.now()
-      const watchdog = yield* Effect.fork(
-        Effect.gen(function* () {
-          while (Date.now() - last <= idleMs) yield* Effect.sleep(Duration.millis(Math.max(10, idleMs / 4)))
-          yield* write(new Socket.CloseEvent(1001, `idle: nothing received for ${idleMs} ms`))
-        })
-      )
-      return yield* run((data) => {
-        last = Date.now()
-        if (byteLength(data) > limit) {
-          return write(
-            new Socket.CloseEvent(1009, `frames are limited to ${limit} bytes`)
-          ) as unknown as Effect.Effect<_, E, R>
-        }
-        return handler(data)
-      }).pipe(
-        Effect.ensuring(
-          Effect.suspend(() => {
-            closed = true
-            for (const fiber of waiting) fiber.unsafeInterruptAsFork(FiberId.none)
-            waiting.clear()
-            return Fiber.interrupt(watchdog)
-          })
-        )
-      )
-    }).pipe(Effect.scoped)
-  return Socket.Socket.of({
-    [Socket.TypeId]: Socket.TypeId,
-    writer,
-    runRaw: (handler, options) => guarded(handler, (h) => socket.runRaw(h, options)),
-    run: (handler, options) =>
-      guarded(handler as (data: string | Uint8Array) => any, (h) => socket.run(h as any, options))
-  })
-}
-
-/**
- * The `node:http` server: `POST /rpc` goes to our route (`HttpRoute.ts`) once it is installed,
- * every other request (and every upgrade) to `@effect/platform`'s handler.
+ * The `node:http` server: `POST /rpc` and the upgrades of `GET /ws` go to our routes
+ * (`HttpRoute.ts`, `WebSocketRoute.ts`) once they are installed, every other request to
+ * `@effect/platform`'s handler.
  */
 class NodeServer extends Http.Server {
   rpc: ((request: Http.IncomingMessage, response: Http.ServerResponse) => void) | undefined
+  ws: ((request: Http.IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined
   override emit(event: string | symbol, ...args: Array<any>): boolean {
     if (event === "request" && this.rpc !== undefined && HttpRoute.matches(args[0])) {
       this.rpc(args[0], args[1])
+      return true
+    }
+    if (event === "upgrade" && this.ws !== undefined && WebSocketRoute.matches(args[0])) {
+      this.ws(args[0], args[1], args[2])
       return true
     }
     return super.emit(event as string, ...args)
@@ -566,25 +472,27 @@ const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
       return route.protocol
     })
   )
-  const websocket = Layer.effect(
+  const websocket = Layer.scoped(
     RpcServer.Protocol,
     Effect.gen(function* () {
-      const router = yield* HttpLayerRouter.HttpRouter
-      const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpAppWebsocket
-      yield* router.add(
-        "GET",
-        "/ws",
-        Effect.gen(function* () {
-          if (state.draining) return unavailable
-          const request = yield* HttpServerRequest.HttpServerRequest
-          const upgrade = Effect.map(request.upgrade, (socket) => guardSocket(socket, limit, idleMs))
-          const wrapped = Object.create(request, { upgrade: { get: () => upgrade } })
-          return yield* Effect.provideService(httpApp, HttpServerRequest.HttpServerRequest, wrapped)
-        })
+      const route = yield* WebSocketRoute.make({
+        limit,
+        idleMs,
+        draining: () => state.draining,
+        messageProblem
+      })
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          node.ws = route.upgrade
+        }),
+        () =>
+          Effect.sync(() => {
+            node.ws = undefined
+          })
       )
-      return protocol
+      return route.protocol
     })
-  ).pipe(Layer.provide(checkedJson))
+  )
   // Spans only when they go somewhere: without an exporter a span per call is pure cost.
   const serve = <R>(protocol: Layer.Layer<RpcServer.Protocol, never, R>) =>
     RpcServer.layer(ServerRpcs, { spanPrefix: "t-minus", disableTracing: options.otlp === undefined }).pipe(
