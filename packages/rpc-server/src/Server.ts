@@ -7,10 +7,13 @@
  *   then the tenant's request rate (a token bucket). The handlers check the roles (SPEC 8).
  * - `Observe`: a request id per call, one JSON log line per call, the RPC latency histogram,
  *   the count of calls in flight that shutdown waits for.
+ * - The transports are ours (`HttpRoute.ts` on `node:http`, `WebSocketRoute.ts` on `ws`), each an
+ *   `RpcServer.Protocol` in front of `@effect/rpc`'s server; the platform's router serves the rest.
  * - Hostile input: the HTTP route takes only ndjson/JSON bodies up to `bodyLimitBytes` (415, 413);
  *   a WebSocket frame over the limit closes the socket (1009); a socket silent for
- *   `idleTimeoutMs` is closed (clients ping every 10 s); a `watch` whose client does not keep up
- *   ends with `WatchLagged`.
+ *   `idleTimeoutMs` is closed (clients ping every 10 s); a message the RPC layer cannot take is
+ *   refused (HTTP 400 naming the line; a `Defect` for that WebSocket frame alone); a `watch` whose
+ *   client does not keep up ends with `WatchLagged`.
  * - `GET /healthz`, `GET /readyz` (503 when the store does not answer or while draining),
  *   `GET /metrics` (Prometheus text).
  * - Shutdown: new requests get `ServerUnavailable` (HTTP 503), calls in flight finish (up to
