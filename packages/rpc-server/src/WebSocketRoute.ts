@@ -10,7 +10,8 @@
  * And what the server's guards did: a frame over the limit closes the socket (1009), a socket
  * silent for `idleMs` is closed (1001; clients ping every 10 s), a frame the RPC layer cannot take
  * is answered with a `Defect` naming the problem and dropped (the socket goes on), an upgrade while
- * draining gets a 503, and answers to a socket that has gone are dropped.
+ * draining gets a 503, and answers to a socket that has gone are dropped. New: a socket that does
+ * not take its answers (more than 16 times the frame limit unsent) is cut off.
  *
  * @since 0.1.0
  */
@@ -56,6 +57,13 @@ export const matches = (request: Http.IncomingMessage): boolean => {
  */
 const READ_BEYOND_LIMIT = 4
 
+/**
+ * A socket holding more than this many frames' worth (times the limit) of answers it has not
+ * taken is closed: a `watch` is held back by acks long before, so only a client that sends calls
+ * and never reads gets there.
+ */
+const UNSENT_FRAMES = 16
+
 /** One open socket. */
 interface Client {
   readonly ws: WebSocket
@@ -86,6 +94,7 @@ export const make = (options: RouteOptions): Effect.Effect<Route, never, Scope.S
     const clientIds = new Set<number>()
     let nextClientId = 0
     let writeRequest!: (clientId: number, message: FromClientEncoded) => Effect.Effect<void>
+    const maxUnsent = options.limit * UNSENT_FRAMES
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.limit * READ_BEYOND_LIMIT,
@@ -102,6 +111,8 @@ export const make = (options: RouteOptions): Effect.Effect<Route, never, Scope.S
         encoded = JSON.stringify(ResponseDefectEncoded(cause))
       }
       client.ws.send(encoded)
+      // A client that sends calls but does not read their answers: cut off, not buffered.
+      if (client.ws.bufferedAmount > maxUnsent) client.ws.terminate()
     }
 
     const onFrame = (id: number, client: Client, data: RawData) => {

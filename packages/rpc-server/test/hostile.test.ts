@@ -492,6 +492,42 @@ describe("hostile input on POST /rpc and GET /ws (limit 4096 bytes)", () => {
     }, 20_000)
   }
 
+  // 16 frames' worth of unsent answers (64 KiB here) is the most a socket may hold; a client
+  // that sends calls and never reads their answers is cut off instead of filling the heap.
+  it("WS: a client that sends calls but never reads the answers is cut off, not buffered", async () => {
+    const writer = await TMinusClient.connect({ url: server.url, apiKey: key })
+    try {
+      for (let i = 0; i < 60; i++) {
+        await writer.schedule({
+          kind: "custom:unread",
+          at: "+1h",
+          name: `unread-${i}`,
+          payload: "x".repeat(3_000)
+        })
+      }
+    } finally {
+      await writer.close()
+    }
+    const deaf = await rawUpgrade(server.url)
+    let closed = false
+    deaf.on("close", () => {
+      closed = true
+    })
+    deaf.pause()
+    // 100 answers of about 190 KB each: 19 MB, far past the kernel's buffers and the 64 KiB.
+    for (let i = 1; i <= 100; i++)
+      deaf.write(maskedTextFrame(encodeRequest(String(i), "list", { kind: "custom:unread" }, key)))
+    await sleep(2_000)
+    let received = 0
+    deaf.on("data", (chunk: Buffer) => {
+      received += chunk.length
+    })
+    deaf.resume()
+    await eventually("the server to cut the socket off", () => closed, 10_000)
+    assert.isBelow(received, 100 * 180_000)
+    await assertServes(server.url, key)
+  }, 30_000)
+
   it("WS: a frame over the limit closes the socket with 1009; a frame at the limit is read", async () => {
     const peer = await connectPeer(server.url)
     // Exactly 4096 bytes of valid JSON: read, and answered as an unknown message.
