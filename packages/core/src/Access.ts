@@ -119,6 +119,14 @@ export const manage = (
 }
 
 /**
+ * May the caller run what affects the whole tenant (a remote `tick`, `cleanup`)? Admins only.
+ *
+ * @since 0.1.0
+ */
+export const administer = (caller: Caller, operation: string): Forbidden | null =>
+  caller.role === "admin" ? null : forbid(operation, `only an admin can ${operation}`)
+
+/**
  * May the caller build campaigns (create, link)? Organizers and admins.
  *
  * @since 0.1.0

@@ -33,7 +33,7 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Stream from "effect/Stream"
 import type { CancelOptions } from "./Coordinator.ts"
-import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
+import type { Campaign, Event, HistoryEntry, QueuedAction, TickResult, Transition } from "./Event.ts"
 import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import * as Calls from "./internal/calls.ts"
 import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
@@ -225,6 +225,17 @@ export class TMinusClient {
   }
   retryAction(key: string, options: { actor?: string } = {}): Promise<QueuedAction> {
     return this.call("retryAction", { key, ...options })
+  }
+  /**
+   * Processes what is due now (or at `now`, which may not be later than the server's clock) and
+   * reports the caller's tenant's events. Admins only: the server's runner ticks by itself.
+   */
+  tick(now?: TimeInput): Promise<TickResult> {
+    return this.call("tick", now === undefined ? {} : { now })
+  }
+  /** Removes the tenant's events that ended at least `olderThan` ago; returns how many. Admins only. */
+  cleanup(olderThan?: DurationInput): Promise<number> {
+    return this.call("cleanup", olderThan === undefined ? {} : { olderThan })
   }
   /** Resolves when the event fires, is missed or cancelled, or after `timeout` (`outcome: "timeout"`). */
   waitFor(eventId: string, timeout?: DurationInput): Promise<WaitResult> {

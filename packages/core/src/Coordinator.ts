@@ -600,7 +600,14 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               if (due.length < TICK_BATCH && !touchedOthers && ended.every((e) => e.recurrence === null))
                 break
             }
-            const ids = (events: Array<Event>) => events.sort(Lifecycle.byFireTime).map((e) => e.id)
+            // Scoped to a tenant (a remote caller), the report names only that tenant's events: a
+            // tick processes whatever is due, as the runner would at that instant.
+            const scope = yield* FiberRef.get(currentTenant)
+            const ids = (events: Array<Event>) =>
+              events
+                .filter((e) => scope === null || e.tenant === scope.tenant)
+                .sort(Lifecycle.byFireTime)
+                .map((e) => e.id)
             return { fired: ids(reports.fired), missed: ids(reports.missed), deferred: ids(reports.deferred) }
           })
         )
@@ -718,7 +725,8 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         Effect.gen(function* () {
           const ms = yield* Lifecycle.durationMs(olderThan, "olderThan")
           const now = yield* Clock.currentTimeMillis
-          const removed = yield* store.transaction(store.deleteTerminalBefore(now - ms + 1))
+          const scope = yield* FiberRef.get(currentTenant)
+          const removed = yield* store.transaction(store.deleteTerminalBefore(now - ms + 1, scope?.tenant))
           return removed.length
         }),
       createCampaign: (name) =>

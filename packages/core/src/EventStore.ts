@@ -108,9 +108,13 @@ export interface EventStoreShape {
   ) => Effect.Effect<void, StorageError>
   /**
    * Deletes terminal events that ended before `cutoff`, with their history and campaign
-   * membership, keeping any that a scheduled event still depends on. Returns their ids.
+   * membership, keeping any that a scheduled event still depends on; only `tenant`'s when given.
+   * Returns their ids.
    */
-  readonly deleteTerminalBefore: (cutoff: number) => Effect.Effect<ReadonlyArray<string>, StorageError>
+  readonly deleteTerminalBefore: (
+    cutoff: number,
+    tenant?: string | undefined
+  ) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /** Queues actions in the outbox (inside the transaction of the transition that caused them). */
   readonly enqueueActions: (actions: ReadonlyArray<QueuedAction>) => Effect.Effect<void, StorageError>
   /** Writes the new delivery state of queued actions, by key. */
@@ -422,7 +426,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
         if (c !== undefined)
           setIn(campaigns, campaignId, { ...c, dependencies: [...c.dependencies, [from, to] as const] })
       }),
-    deleteTerminalBefore: (cutoff) =>
+    deleteTerminalBefore: (cutoff, tenant) =>
       Effect.sync(() => {
         const pinned = new Set<string>()
         for (const [from, to] of links()) if (events.get(to)?.status === "scheduled") pinned.add(from)
@@ -434,6 +438,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
           const undelivered = [...actions.values()].some((a) => a.eventId === e.id && a.status === "pending")
           if (
             e.status !== "scheduled" &&
+            (tenant === undefined || e.tenant === tenant) &&
             ended !== null &&
             ended < cutoff &&
             !pinned.has(e.id) &&

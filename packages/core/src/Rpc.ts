@@ -34,6 +34,7 @@ import {
   HistoryEntry,
   MisfirePolicy,
   QueuedAction,
+  TickResult,
   Transition
 } from "./Event.ts"
 
@@ -196,6 +197,18 @@ export class TMinusRpcs extends RpcGroup.make(
     error: RpcError
   }),
   Rpc.make("listCampaigns", { success: Schema.Array(Campaign), error: RpcError }),
+  // Admins only. A remote tick may not run ahead of the server's clock; it reports the caller's
+  // tenant's events. `cleanup` removes only the caller's tenant's ended events.
+  Rpc.make("tick", {
+    payload: { now: optional(TimeInput) },
+    success: TickResult,
+    error: RpcError
+  }),
+  Rpc.make("cleanup", {
+    payload: { olderThan: optional(DurationInput) },
+    success: Schema.Number,
+    error: RpcError
+  }),
   Rpc.make("watch", {
     payload: {
       eventId: optional(Schema.String),

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -21,6 +22,7 @@ import type { Event, Transition } from "./Event.ts"
 import * as Lifecycle from "./Lifecycle.ts"
 import { Authentication, TMinusRpcs, type WaitResult } from "./Rpc.ts"
 import { Runner } from "./Runner.ts"
+import { parseTime } from "./TimeGrammar.ts"
 
 /**
  * How many transitions a remote `watch` may have in flight to its client before it is ended with
@@ -166,6 +168,27 @@ export const layer = TMinusRpcs.toLayer(
       executionOrder: ({ campaignId }) => asCaller(() => c.executionOrder(campaignId)),
       getCampaign: ({ campaignId }) => asCaller(() => c.getCampaign(campaignId)),
       listCampaigns: () => asCaller(() => c.listCampaigns()),
+      tick: ({ now }) =>
+        asCaller((caller) =>
+          allowed(
+            Access.administer(caller, "tick"),
+            Effect.gen(function* () {
+              if (now !== undefined) {
+                const clock = yield* Clock.currentTimeMillis
+                const at = yield* parseTime(now, clock, { field: "now" })
+                if (at > clock) {
+                  return yield* new InvalidInput({
+                    field: "now",
+                    message: `now: a remote tick cannot run ahead of the server's clock (${new Date(clock).toISOString()})`
+                  })
+                }
+              }
+              return yield* c.tick(now)
+            })
+          )
+        ),
+      cleanup: ({ olderThan }) =>
+        asCaller((caller) => allowed(Access.administer(caller, "cleanup"), c.cleanup(olderThan))),
       watch: (filter) =>
         Stream.unwrapScoped(
           Effect.gen(function* () {

@@ -671,16 +671,16 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
            SELECT ?, ?, ?, COALESCE(MAX(position), -1) + 1 FROM campaign_links WHERE campaign_id = ?`,
           [campaignId, from, to, campaignId]
         ),
-      deleteTerminalBefore: (cutoff) =>
+      deleteTerminalBefore: (cutoff, tenant) =>
         Effect.gen(function* () {
           const rows = yield* all<{ id: string }>(
             `SELECT e.id FROM events e
-              WHERE e.ended_at IS NOT NULL AND e.ended_at < ?
+              WHERE e.ended_at IS NOT NULL AND e.ended_at < ?${tenant === undefined ? "" : " AND e.tenant = ?"}
                 AND NOT EXISTS (SELECT 1 FROM campaign_links l JOIN events d ON d.id = l.to_id
                                  WHERE l.from_id = e.id AND d.status = 'scheduled')
                 AND NOT EXISTS (SELECT 1 FROM events d WHERE d.after_id = e.id AND d.status = 'scheduled')
                 AND NOT EXISTS (SELECT 1 FROM actions a WHERE a.event_id = e.id AND a.status = 'pending')`,
-            [cutoff]
+            tenant === undefined ? [cutoff] : [cutoff, tenant]
           )
           const ids = rows.map((r) => r.id)
           for (const part of chunks(ids)) {

@@ -21,6 +21,27 @@ const failure = <A>(effect: Effect.Effect<A, CoordinatorError, Coordinator>) =>
 
 for (const [backend, store] of backends) {
   describe(`tenancy on ${backend}`, () => {
+    it.effect("a tick for one tenant reports only its events; its cleanup removes only its events", () =>
+      scenario(
+        store,
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const mine = yield* acme(c.scheduleTimer({ in: "1m" }))
+          const theirs = yield* globex(c.scheduleTimer({ in: "1m" }))
+          yield* TestClock.adjust("2 minutes")
+          // Both are due: the tick fires both (as the runner would), and tells acme of its own.
+          const report = yield* acme(c.tick())
+          assert.deepStrictEqual(report, { fired: [mine.id], missed: [], deferred: [] })
+          assert.strictEqual((yield* globex(c.get(theirs.id))).status, "fired")
+          yield* TestClock.adjust("1 hour")
+          assert.strictEqual(yield* acme(c.cleanup("1m")), 1)
+          assert.strictEqual((yield* failure(acme(c.get(mine.id))))._tag, "EventNotFound")
+          assert.strictEqual((yield* globex(c.get(theirs.id))).status, "fired")
+          assert.strictEqual(yield* c.cleanup("1m"), 1)
+        })
+      )
+    )
+
     it.effect(
       "another tenant's events, campaigns and actions answer not found; lists hold only one's own",
       () =>

@@ -17,6 +17,8 @@
  * @since 0.1.0
  */
 import type * as Http from "node:http"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import {
   constEof,
   type FromClientEncoded,
@@ -27,6 +29,7 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Effect from "effect/Effect"
 import * as Mailbox from "effect/Mailbox"
+import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 
 /** What the route needs from the server around it. */
@@ -37,8 +40,10 @@ export interface RouteOptions {
   readonly draining: () => boolean
   /** The first problem of a decoded message, or `null` (`Server.ts`'s check of the wire shapes). */
   readonly messageProblem: (message: unknown) => string | null
-  /** Hands a response that may stream to the stall watch. */
+  /** Hands a response to the stall watch (cut off when its client takes nothing for a while). */
   readonly watchStall: (response: Http.ServerResponse) => void
+  /** Whether spans are made: RPC spans then join the trace of the request's `traceparent`. */
+  readonly tracing: boolean
 }
 
 /** The route and the protocol it feeds. */
@@ -101,10 +106,7 @@ export const make = (options: RouteOptions): Effect.Effect<Route> =>
     const flush = (client: Client) => {
       client.flushing = false
       if (client.ended || client.pending === "") return
-      if (!client.response.headersSent) {
-        client.response.writeHead(200, { "content-type": CONTENT_TYPE })
-        options.watchStall(client.response)
-      }
+      if (!client.response.headersSent) client.response.writeHead(200, { "content-type": CONTENT_TYPE })
       client.response.write(client.pending)
       client.pending = ""
     }
@@ -172,12 +174,14 @@ export const make = (options: RouteOptions): Effect.Effect<Route> =>
           ;(message as { headers: ReadonlyArray<[string, string]> }).headers = headers.concat(message.headers)
         }
       }
-      runFork(
-        Effect.zipRight(
-          Effect.forEach(messages, (message) => writeRequest(id, message), { discard: true }),
-          writeRequest(id, constEof)
-        )
+      const written = Effect.zipRight(
+        Effect.forEach(messages, (message) => writeRequest(id, message), { discard: true }),
+        writeRequest(id, constEof)
       )
+      const parent = options.tracing
+        ? HttpTraceContext.fromHeaders(Headers.fromInput(request.headers))
+        : Option.none()
+      runFork(Option.isSome(parent) ? Effect.withParentSpan(written, parent.value) : written)
     }
 
     const refuseClient = (id: number, client: Client, problem: string) => {
@@ -194,11 +198,13 @@ export const make = (options: RouteOptions): Effect.Effect<Route> =>
       const given = request.headers["content-type"]
       const type = (given ?? "").split(";")[0]!.trim().toLowerCase()
       if (!NDJSON_TYPES.has(type)) {
+        // The body is not read: the connection closes rather than take it.
         return refuse(
           response,
           415,
           "UnsupportedMediaType",
-          `POST /rpc takes application/ndjson, got ${JSON.stringify(given ?? "nothing")}`
+          `POST /rpc takes application/ndjson, got ${JSON.stringify(given ?? "nothing")}`,
+          true
         )
       }
       const tooLarge = `bodies are limited to ${options.limit} bytes`
@@ -225,6 +231,8 @@ export const make = (options: RouteOptions): Effect.Effect<Route> =>
         if (refused || response.destroyed) return
         const id = nextClientId++
         const client: Client = { response, pending: "", flushing: false, ended: false }
+        // Every answer, streamed or not: a client that does not take it is cut off.
+        options.watchStall(response)
         clients.set(id, client)
         clientIds.add(id)
         response.on("close", () => {

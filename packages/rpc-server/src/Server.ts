@@ -87,7 +87,11 @@ export interface ServerOptions {
   readonly bodyLimitBytes?: number | undefined
   /** A WebSocket that sends nothing (not even a ping) this long is closed; default 30 000 ms. */
   readonly idleTimeoutMs?: number | undefined
-  /** An HTTP response whose client takes nothing for this long is ended; default 30 000 ms. */
+  /**
+   * An HTTP answer whose client takes nothing for this long is ended, and a WebSocket whose backlog
+   * of unsent answers (over 16 frames' worth) does not shrink for this long is dropped; default
+   * 30 000 ms.
+   */
   readonly stallTimeoutMs?: number | undefined
   /** How long shutdown waits for calls in flight; default 10 000 ms. */
   readonly shutdownTimeoutMs?: number | undefined
@@ -409,14 +413,19 @@ const messageProblem = (message: unknown): string | null => {
  */
 const makeStallWatch = (stallMs: number) =>
   Effect.gen(function* () {
-    const open = new Map<Http.ServerResponse, number | null>() // response → blocked since
+    // response → since when it has had bytes waiting that its client does not take, and how many
+    const open = new Map<Http.ServerResponse, { readonly since: number; readonly waiting: number } | null>()
     const timer = setInterval(
       () => {
         const now = Date.now()
-        for (const [response, blockedSince] of open) {
-          if (!response.writableNeedDrain) open.set(response, null)
-          else if (blockedSince === null) open.set(response, now)
-          else if (now - blockedSince > stallMs) response.destroy()
+        for (const [response, stuck] of open) {
+          // Bytes not yet taken by the kernel: a streamed answer past its high-water mark, or an
+          // ended one not yet flushed.
+          const waiting = response.socket?.writableLength ?? 0
+          const blocked = response.writableNeedDrain || (response.writableEnded && !response.writableFinished)
+          if (!blocked || waiting === 0) open.set(response, null)
+          else if (stuck === null || waiting < stuck.waiting) open.set(response, { since: now, waiting })
+          else if (now - stuck.since > stallMs) response.destroy()
         }
       },
       Math.max(10, Math.min(1_000, stallMs / 4))
@@ -437,6 +446,14 @@ const makeStallWatch = (stallMs: number) =>
 class NodeServer extends Http.Server {
   rpc: ((request: Http.IncomingMessage, response: Http.ServerResponse) => void) | undefined
   ws: ((request: Http.IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined
+  constructor() {
+    super()
+    // Node emits "upgrade" only while someone listens: this listener makes `/ws` never depend on
+    // the platform's, and drops upgrades that nobody else takes (before it serves, or after).
+    this.on("upgrade", (_request: Http.IncomingMessage, socket: Duplex) => {
+      if (this.listenerCount("upgrade") === 1) socket.destroy()
+    })
+  }
   override emit(event: string | symbol, ...args: Array<any>): boolean {
     if (event === "request" && this.rpc !== undefined && HttpRoute.matches(args[0])) {
       this.rpc(args[0], args[1])
@@ -454,6 +471,7 @@ class NodeServer extends Http.Server {
 const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+  const stallMs = options.stallTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
   const http = Layer.scoped(
     RpcServer.Protocol,
     Effect.gen(function* () {
@@ -461,7 +479,8 @@ const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
         limit,
         draining: () => state.draining,
         messageProblem,
-        watchStall: yield* makeStallWatch(options.stallTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
+        watchStall: yield* makeStallWatch(stallMs),
+        tracing: options.otlp !== undefined
       })
       yield* Effect.acquireRelease(
         Effect.sync(() => {
@@ -481,6 +500,7 @@ const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
       const route = yield* WebSocketRoute.make({
         limit,
         idleMs,
+        stallMs,
         draining: () => state.draining,
         messageProblem
       })

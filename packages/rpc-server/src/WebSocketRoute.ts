@@ -11,7 +11,8 @@
  * silent for `idleMs` is closed (1001; clients ping every 10 s), a frame the RPC layer cannot take
  * is answered with a `Defect` naming the problem and dropped (the socket goes on), an upgrade while
  * draining gets a 503, and answers to a socket that has gone are dropped. New: a socket that does
- * not take its answers (more than 16 times the frame limit unsent) is cut off.
+ * not take its answers (more than 16 times the frame limit unsent, not shrinking for `stallMs`) is
+ * cut off, and shutdown sends every socket a close frame (1001) before it drops them.
  *
  * @since 0.1.0
  */
@@ -31,6 +32,11 @@ export interface RouteOptions {
   readonly limit: number
   /** A socket that sends nothing this long is closed. */
   readonly idleMs: number
+  /**
+   * A socket holding more than 16 frames' worth of unsent answers, not shrinking for this long,
+   * is cut off (its client does not read).
+   */
+  readonly stallMs: number
   /** Whether the server refuses new sockets (503). */
   readonly draining: () => boolean
   /** The first problem of a decoded message, or `null` (`Server.ts`'s check of the wire shapes). */
@@ -59,10 +65,14 @@ const READ_BEYOND_LIMIT = 4
 
 /**
  * A socket holding more than this many frames' worth (times the limit) of answers it has not
- * taken is closed: a `watch` is held back by acks long before, so only a client that sends calls
- * and never reads gets there.
+ * taken, without taking any of it for `stallMs`, is cut off: a `watch` is held back by acks long
+ * before, so only a client that sends calls and does not read gets there. (One large answer to a
+ * client that reads passes: what counts is that the backlog does not shrink.)
  */
 const UNSENT_FRAMES = 16
+
+/** How long shutdown waits for clients to answer the close frame before it drops their sockets. */
+const CLOSE_GRACE_MS = 500
 
 /** One open socket. */
 interface Client {
@@ -70,6 +80,8 @@ interface Client {
   readonly headers: ReadonlyArray<[string, string]>
   /** When it last sent a frame (`Date.now()`). */
   last: number
+  /** Since when its unsent backlog has been over the limit without shrinking, and how big it was. */
+  stuck: { readonly since: number; readonly amount: number } | undefined
 }
 
 const byteLength = (data: RawData): number =>
@@ -111,8 +123,6 @@ export const make = (options: RouteOptions): Effect.Effect<Route, never, Scope.S
         encoded = JSON.stringify(ResponseDefectEncoded(cause))
       }
       client.ws.send(encoded)
-      // A client that sends calls but does not read their answers: cut off, not buffered.
-      if (client.ws.bufferedAmount > maxUnsent) client.ws.terminate()
     }
 
     const onFrame = (id: number, client: Client, data: RawData) => {
@@ -144,7 +154,8 @@ export const make = (options: RouteOptions): Effect.Effect<Route, never, Scope.S
       const client: Client = {
         ws,
         headers: Object.entries(request.headers) as Array<[string, string]>,
-        last: Date.now()
+        last: Date.now(),
+        stuck: undefined
       }
       clients.set(id, client)
       clientIds.add(id)
@@ -160,6 +171,9 @@ export const make = (options: RouteOptions): Effect.Effect<Route, never, Scope.S
     const upgrade = (request: Http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (options.draining()) {
         const body = JSON.stringify({ error: "ServerUnavailable", message: "the server is shutting down" })
+        // After an upgrade request Node has taken its own error listener off the socket: a client
+        // that resets it now must not become an uncaught exception.
+        socket.on("error", () => socket.destroy())
         socket.end(
           `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
         )
@@ -168,23 +182,46 @@ export const make = (options: RouteOptions): Effect.Effect<Route, never, Scope.S
       wss.handleUpgrade(request, socket, head, (ws) => onSocket(ws, request))
     }
 
-    // One timer for every socket's silence, not one per socket.
-    const idle = setInterval(
+    // One timer for every socket's silence and backlog, not one per socket.
+    const watch = setInterval(
       () => {
         const now = Date.now()
         for (const client of clients.values()) {
           if (now - client.last > options.idleMs) {
             client.ws.close(1001, `idle: nothing received for ${options.idleMs} ms`)
           }
+          const unsent = client.ws.bufferedAmount
+          if (unsent <= maxUnsent) client.stuck = undefined
+          else if (client.stuck === undefined || unsent < client.stuck.amount) {
+            client.stuck = { since: now, amount: unsent }
+          } else if (now - client.stuck.since > options.stallMs) {
+            // It does not read: its answers would pile up here.
+            client.ws.terminate()
+          }
         }
       },
-      Math.max(10, Math.min(1_000, options.idleMs / 4))
+      Math.max(10, Math.min(1_000, Math.min(options.idleMs, options.stallMs) / 4))
     )
-    idle.unref()
+    watch.unref()
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        clearInterval(idle)
-        for (const client of clients.values()) client.ws.terminate()
+      Effect.promise(async () => {
+        clearInterval(watch)
+        // A close frame first (1001, "going away"), as a server that shuts down should; then the
+        // sockets whose clients do not answer it in time are dropped.
+        const open = [...clients.values()].map((client) => client.ws)
+        const closed = Promise.all(
+          open.map(
+            (ws) =>
+              new Promise<void>((done) =>
+                ws.readyState === ws.CLOSED ? done() : ws.once("close", () => done())
+              )
+          )
+        )
+        for (const ws of open) ws.close(1001, "the server is shutting down")
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([closed, new Promise<void>((done) => (timer = setTimeout(done, CLOSE_GRACE_MS)))])
+        clearTimeout(timer)
+        for (const ws of open) ws.terminate()
         wss.close()
       })
     )

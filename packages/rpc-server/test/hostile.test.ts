@@ -492,42 +492,6 @@ describe("hostile input on POST /rpc and GET /ws (limit 4096 bytes)", () => {
     }, 20_000)
   }
 
-  // 16 frames' worth of unsent answers (64 KiB here) is the most a socket may hold; a client
-  // that sends calls and never reads their answers is cut off instead of filling the heap.
-  it("WS: a client that sends calls but never reads the answers is cut off, not buffered", async () => {
-    const writer = await TMinusClient.connect({ url: server.url, apiKey: key })
-    try {
-      for (let i = 0; i < 60; i++) {
-        await writer.schedule({
-          kind: "custom:unread",
-          at: "+1h",
-          name: `unread-${i}`,
-          payload: "x".repeat(3_000)
-        })
-      }
-    } finally {
-      await writer.close()
-    }
-    const deaf = await rawUpgrade(server.url)
-    let closed = false
-    deaf.on("close", () => {
-      closed = true
-    })
-    deaf.pause()
-    // 100 answers of about 190 KB each: 19 MB, far past the kernel's buffers and the 64 KiB.
-    for (let i = 1; i <= 100; i++)
-      deaf.write(maskedTextFrame(encodeRequest(String(i), "list", { kind: "custom:unread" }, key)))
-    await sleep(2_000)
-    let received = 0
-    deaf.on("data", (chunk: Buffer) => {
-      received += chunk.length
-    })
-    deaf.resume()
-    await eventually("the server to cut the socket off", () => closed, 10_000)
-    assert.isBelow(received, 100 * 180_000)
-    await assertServes(server.url, key)
-  }, 30_000)
-
   it("WS: a frame over the limit closes the socket with 1009; a frame at the limit is read", async () => {
     const peer = await connectPeer(server.url)
     // Exactly 4096 bytes of valid JSON: read, and answered as an unknown message.
@@ -617,6 +581,136 @@ describe("hostile input on POST /rpc and GET /ws (limit 4096 bytes)", () => {
       }
     }, 20_000)
   }
+})
+
+describe("clients that do not read (limit 4096 bytes, stallTimeoutMs 500)", () => {
+  let server: Running
+  let key: string
+  beforeAll(async () => {
+    server = await start({ bodyLimitBytes: 4096, stallTimeoutMs: 500 })
+    key = await server.key("acme", "root", "admin")
+    // 3,000 events of about 3.7 KB: one `list` of them all is an 11 MB answer, more than the
+    // kernel's socket buffers take, so a client that does not read leaves it with the server.
+    const writer = await TMinusClient.connect({ url: server.url, apiKey: key })
+    try {
+      for (let batch = 0; batch < 30; batch++) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            writer.schedule({
+              kind: "custom:unread",
+              at: "+1h",
+              name: `unread-${batch * 100 + i}`,
+              payload: "x".repeat(3_500)
+            })
+          )
+        )
+      }
+    } finally {
+      await writer.close()
+    }
+  }, 60_000)
+  afterAll(() => server.close())
+  const LIST = { kind: "custom:unread", limit: 3_000 }
+
+  it("WS: one answer far over 16 frames' worth reaches a client that reads", async () => {
+    const client = await TMinusClient.connect({ url: server.url, apiKey: key })
+    try {
+      // 11 MB each: far more than a socket may hold unsent for long, but it keeps shrinking.
+      for (let i = 0; i < 2; i++) assert.strictEqual((await client.list(LIST)).length, 3_000)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it("WS: a client that sends calls but never reads the answers is cut off, not buffered", async () => {
+    const deaf = await rawUpgrade(server.url)
+    let closed = false
+    deaf.on("close", () => {
+      closed = true
+    })
+    deaf.pause()
+    // Three answers of 11 MB: far past the kernel's buffers and the 64 KiB.
+    for (let i = 1; i <= 3; i++) deaf.write(maskedTextFrame(encodeRequest(String(i), "list", LIST, key)))
+    await sleep(2_000)
+    let received = 0
+    deaf.on("data", (chunk: Buffer) => {
+      received += chunk.length
+    })
+    deaf.resume()
+    await eventually("the server to cut the socket off", () => closed, 10_000)
+    assert.isBelow(received, 3 * 11_000_000)
+    await assertServes(server.url, key)
+  }, 30_000)
+
+  it("HTTP: a client that never reads a plain (not streamed) answer is cut off after stallTimeoutMs", async () => {
+    const body = `${encodeRequest("1", "list", LIST, key)}\n`
+    const whole = (await post(server.url, body)).text.length
+    const { hostname, port } = new URL(server.url)
+    const socket = Net.connect(Number(port), hostname)
+    await new Promise((resolve) => socket.once("connect", resolve))
+    let closed = false
+    socket.on("close", () => {
+      closed = true
+    })
+    socket.on("error", () => undefined)
+    socket.pause()
+    socket.write(
+      `POST /rpc HTTP/1.1\r\nHost: x\r\ncontent-type: application/ndjson\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    )
+    // Not reading for four times stallTimeoutMs: the server gives up on the answer. Reading
+    // again then gets what the kernel held, not the whole answer, and the connection ends.
+    await sleep(2_000)
+    let received = 0
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.length
+    })
+    socket.resume()
+    await eventually("the connection to end", () => closed, 10_000)
+    assert.isBelow(received, whole)
+    await assertServes(server.url, key)
+  }, 30_000)
+})
+
+describe("sockets at shutdown", () => {
+  it("WS: shutdown sends each open socket a close frame (1001), not a bare disconnect", async () => {
+    const server = await start({})
+    const peer = await connectPeer(server.url)
+    const closing = server.close()
+    assert.deepStrictEqual(await peer.closed, { code: 1001, reason: "the server is shutting down" })
+    await closing
+  })
+
+  it("an upgrade refused while draining, on a connection the client resets, does not take the process down", async () => {
+    const uncaught: Array<unknown> = []
+    const record = (error: unknown) => uncaught.push(error)
+    process.on("uncaughtException", record)
+    try {
+      for (let round = 0; round < 5; round++) {
+        const server = await start({ auth: false })
+        const { port } = new URL(server.url)
+        const body = `${encodeRequest("1", "get", { eventId: "x" })}\n`
+        const socket = Net.connect(Number(port), "127.0.0.1")
+        socket.on("error", () => undefined)
+        await new Promise((resolve) => socket.once("connect", resolve))
+        // A call in flight keeps the connection through the drain; the upgrade comes after it.
+        socket.write(
+          `POST /rpc HTTP/1.1\r\nHost: x\r\ncontent-type: application/ndjson\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 5)}`
+        )
+        await sleep(50)
+        const closing = server.close()
+        await sleep(5)
+        socket.write(
+          `${body.slice(5)}GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n${"x".repeat(200_000)}`
+        )
+        socket.resetAndDestroy()
+        await closing
+      }
+      await sleep(100)
+    } finally {
+      process.off("uncaughtException", record)
+    }
+    assert.deepStrictEqual(uncaught, [])
+  }, 30_000)
 })
 
 describe("idle sockets (idleTimeoutMs 300)", () => {

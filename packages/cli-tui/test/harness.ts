@@ -1,0 +1,108 @@
+/** The CLI run in-process (`main`) against the embedded engine or a real server on 127.0.0.1. */
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
+import { fileURLToPath } from "node:url"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type { Access } from "@t-minus/core"
+import { Keys, Server } from "@t-minus/rpc-server"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import { main } from "../src/main.ts"
+
+export const tempDir = () => Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "t-minus-cli-"))
+
+export interface Result {
+  readonly code: number
+  readonly out: string
+  readonly err: string
+}
+
+/** One way to point the CLI somewhere: the flags that select it, and how to clean up. */
+export interface Mode {
+  readonly name: "embedded" | "remote"
+  readonly flags: ReadonlyArray<string>
+  /** Makes another key on the server (remote only). */
+  readonly key?: (tenant: string, principal: string, role: Access.Role) => Promise<string>
+  readonly close: () => Promise<void>
+}
+
+export const embedded = async (): Promise<Mode> => {
+  const dir = tempDir()
+  return {
+    name: "embedded",
+    flags: ["--db", NodePath.join(dir, "cli.db")],
+    close: async () => Fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export const remote = async (): Promise<Mode> => {
+  const dir = tempDir()
+  const db = NodePath.join(dir, "server.db")
+  const scope = Effect.runSync(Scope.make())
+  const ctx = await Effect.runPromise(
+    Layer.buildWithScope(Server.layer({ logLevel: "none", port: 0, db }), scope)
+  )
+  const server = ctx.unsafeMap.get(HttpServer.HttpServer.key) as HttpServer.HttpServer
+  const address = server.address as HttpServer.TcpAddress
+  const keys = await Effect.runPromise(Scope.extend(Keys.makeSqlite(db), scope))
+  const key = (tenant: string, principal: string, role: Access.Role) =>
+    Effect.runPromise(Effect.map(keys.create({ tenant, principal, role }), (created) => created.key))
+  const admin = await key("acme", "root", "admin")
+  return {
+    name: "remote",
+    flags: ["--server", `http://127.0.0.1:${address.port}`, "--api-key", admin],
+    key,
+    close: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Runs `t-minus <args>` in this process, with the mode's flags first. */
+export const cli = async (
+  mode: Mode,
+  args: ReadonlyArray<string>,
+  options: {
+    readonly env?: Record<string, string | undefined>
+    readonly tty?: boolean
+    readonly interrupted?: Promise<void>
+  } = {}
+): Promise<Result> => {
+  let out = ""
+  let err = ""
+  const code = await main([...mode.flags, ...args], {
+    stdout: { write: (text: string) => (out += text), isTTY: options.tty ?? false },
+    stderr: { write: (text: string) => (err += text), isTTY: options.tty ?? false },
+    env: options.env ?? {},
+    ...(options.interrupted === undefined ? {} : { interrupted: options.interrupted })
+  })
+  return { code, out, err }
+}
+
+/** `--json` output parsed (fails the test on anything but one JSON document). */
+export const json = (result: Result): any => {
+  if (result.code !== 0) throw new Error(`exit ${result.code}: ${result.err}`)
+  return JSON.parse(result.out)
+}
+
+const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
+
+/** Runs the real bin as a child process. */
+export const runBin = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) =>
+  new Promise<Result>((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: "1", ...env } })
+    let out = ""
+    let err = ""
+    child.stdout.on("data", (c) => {
+      out += c
+    })
+    child.stderr.on("data", (c) => {
+      err += c
+    })
+    child.on("close", (code) => resolve({ code: code ?? -1, out, err }))
+  })
