@@ -21,8 +21,18 @@ describe.skipIf(!hasTmux)("t-minus tui in tmux", () => {
   const session = `t-minus-test-${randomBytes(4).toString("hex")}`
   const dir = tempDir()
   const db = NodePath.join(dir, "tui.db")
-  const tmux = (...args: Array<string>) => execFileSync("tmux", args, { encoding: "utf8" })
-  const screen = () => tmux("capture-pane", "-p", "-t", session)
+  // A tmux server of the test's own (its socket in the temp directory, no user config): nothing
+  // another tmux user on the machine does can reach it, and it has this process's environment.
+  const socket = NodePath.join(dir, "tmux.sock")
+  const errors = NodePath.join(dir, "tui.err")
+  const stderr = () => (Fs.existsSync(errors) ? Fs.readFileSync(errors, "utf8") : "")
+  const tmux = (...args: Array<string>) =>
+    execFileSync("tmux", ["-S", socket, "-f", "/dev/null", ...args], { encoding: "utf8" })
+  const alive = () => spawnSync("tmux", ["-S", socket, "has-session", "-t", session]).status === 0
+  const screen = () => {
+    if (!alive()) throw new Error(`the TUI's session ended; its stderr:\n${stderr()}`)
+    return tmux("capture-pane", "-p", "-t", session)
+  }
   const screenWhere = async (check: (text: string) => boolean, ms: number, what: string) => {
     const deadline = Date.now() + ms
     while (Date.now() < deadline) {
@@ -30,10 +40,12 @@ describe.skipIf(!hasTmux)("t-minus tui in tmux", () => {
       if (check(text)) return text
       await sleep(25)
     }
-    throw new Error(`the screen did not show ${what} within ${ms} ms:\n${screen()}`)
+    throw new Error(
+      `the screen did not show ${what} within ${ms} ms:\n${screen()}\nthe TUI's stderr:\n${stderr()}`
+    )
   }
   afterAll(() => {
-    spawnSync("tmux", ["kill-session", "-t", session])
+    spawnSync("tmux", ["-S", socket, "kill-server"])
     Fs.rmSync(dir, { recursive: true, force: true })
   })
 
@@ -62,7 +74,7 @@ describe.skipIf(!hasTmux)("t-minus tui in tmux", () => {
       "80",
       "-y",
       "24",
-      `${process.execPath} ${bin} --db ${db} tui --as alice`
+      `${process.execPath} ${bin} --db ${db} tui --as alice 2>>${errors}`
     )
     const board = await screenWhere((s) => s.includes("code review"), 15_000, "the board")
     assert.match(board, /T-00:(09|10):\d\d/)
@@ -94,8 +106,7 @@ describe.skipIf(!hasTmux)("t-minus tui in tmux", () => {
 
     tmux("send-keys", "-t", session, "q")
     const deadline = Date.now() + 5_000
-    while (Date.now() < deadline && spawnSync("tmux", ["has-session", "-t", session]).status === 0)
-      await sleep(50)
-    assert.notStrictEqual(spawnSync("tmux", ["has-session", "-t", session]).status, 0, "q quits")
+    while (Date.now() < deadline && alive()) await sleep(50)
+    assert.isFalse(alive(), "q quits")
   }, 60_000)
 })

@@ -465,6 +465,21 @@ class NodeServer extends Http.Server {
     }
     return super.emit(event as string, ...args)
   }
+  /** Hands `key`'s requests to `handler` for the life of the current scope. */
+  install<K extends "rpc" | "ws">(
+    key: K,
+    handler: NonNullable<this[K]>
+  ): Effect.Effect<void, never, Scope.Scope> {
+    return Effect.acquireRelease(
+      Effect.sync(() => {
+        this[key] = handler
+      }),
+      () =>
+        Effect.sync(() => {
+          this[key] = undefined as this[K]
+        })
+    )
+  }
 }
 
 /** Both protocols' routes, guarded, and the RPC server over them. */
@@ -482,15 +497,7 @@ const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
         watchStall: yield* makeStallWatch(stallMs),
         tracing: options.otlp !== undefined
       })
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          node.rpc = route.handle
-        }),
-        () =>
-          Effect.sync(() => {
-            node.rpc = undefined
-          })
-      )
+      yield* node.install("rpc", route.handle)
       return route.protocol
     })
   )
@@ -504,15 +511,7 @@ const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
         draining: () => state.draining,
         messageProblem
       })
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          node.ws = route.upgrade
-        }),
-        () =>
-          Effect.sync(() => {
-            node.ws = undefined
-          })
-      )
+      yield* node.install("ws", route.upgrade)
       return route.protocol
     })
   )

@@ -1,4 +1,5 @@
 import type { ChildProcessWithoutNullStreams } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import { createServer, type IncomingMessage } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -121,6 +122,18 @@ describe("t-minus-server shutdown and tracing", () => {
         const client = await TMinusClient.connect({ url: server.url })
         await client.scheduleTimer({ in: "1h" })
         await client.close()
+        // A call over HTTP with a W3C `traceparent`: its span joins the caller's trace.
+        const traceId = randomBytes(16).toString("hex")
+        const answer = await fetch(`${server.url}/rpc`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/ndjson",
+            traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01`
+          },
+          body: `${JSON.stringify({ _tag: "Request", id: "1", tag: "list", payload: {}, headers: [] })}\n`
+        })
+        assert.strictEqual(answer.status, 200)
+        await answer.text()
         // Spans are exported in batches; shutdown flushes the last one.
         server.child.kill("SIGTERM")
         assert.strictEqual(await server.exited, 0)
@@ -130,6 +143,11 @@ describe("t-minus-server shutdown and tracing", () => {
         assert.include(all, "t-minus.scheduleTimer")
         assert.include(all, "t-minus-server")
         assert.match(traces[0]!.type, protocol === "http/json" ? /json/ : /protobuf/)
+        assert.include(
+          protocol === "http/json" ? all : Buffer.concat(traces.map((t) => t.body)).toString("hex"),
+          traceId,
+          "the list call's span carries the caller's trace id"
+        )
         Fs.rmSync(dir, { recursive: true, force: true })
       }
     } finally {
