@@ -80,6 +80,9 @@ export const runTui = async (ctx: Context): Promise<void> => {
   const app = render(h(App, { source: sourceOf(backend), agent: ctx.agent }), {
     stdout: ctx.io.stdout as NodeJS.WriteStream,
     stdin,
+    // Both ends are terminals (checked above): interactive even where `CI` is set, which Ink
+    // would otherwise take to mean "draw only the last frame, at exit".
+    interactive: true,
     alternateScreen: true,
     exitOnCtrlC: true,
     incrementalRendering: true
