@@ -32,7 +32,11 @@ export type Api = Pick<
   | "listCampaigns"
   | "close"
 > & {
-  readonly watch: (listener: (transition: Ev.Transition) => void) => () => void
+  /** Every transition from now on; `onError` hears a lost stream (remote). */
+  readonly watch: (
+    listener: (transition: Ev.Transition) => void,
+    onError?: (error: unknown) => void
+  ) => () => void
 }
 
 /** @since 0.1.0 */
@@ -66,7 +70,8 @@ export const open = async (options: BackendOptions): Promise<Backend> => {
       ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey })
     })
     const api: Api = Object.assign(Object.create(client) as TMinusClient, {
-      watch: (listener: (transition: Ev.Transition) => void) => client.watch(listener)
+      watch: (listener: (transition: Ev.Transition) => void, onError?: (error: unknown) => void) =>
+        client.watch(listener, {}, onError)
     })
     return { api, mode: "remote", where: options.server }
   }

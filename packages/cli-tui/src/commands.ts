@@ -52,6 +52,8 @@ export interface Context {
   /** The instant the command acts at (`--now`, else the clock). */
   readonly now: () => number
   readonly fixedNow: number | undefined
+  /** The server URL, when remote. */
+  readonly server: string | undefined
   readonly open: (options?: { readonly runner?: boolean | undefined }) => Promise<Backend>
   readonly event: (api: Api, text: string) => Promise<string>
   readonly campaign: (api: Api, text: string) => Promise<string>
@@ -310,6 +312,18 @@ export const COMMANDS: ReadonlyArray<Command> = [
       withApi(ctx, async (api) => {
         const [when, name] = ctx.positionals as [string, string | undefined]
         const actions = timerActions(ctx)
+        if (ctx.server === undefined) {
+          for (const action of actions) {
+            if (action._tag === "command" || action._tag === "file_write") {
+              // The embedded CLI has no allow-list and no file directory: such an action could
+              // only be dead-lettered when it fires. A server has them (its config file).
+              throw invalid(
+                action._tag === "command" ? "command" : "file",
+                `${action._tag === "command" ? "commands" : "file writes"} need a runner configured for them: use a t-minus-server (--server) whose config allows it`
+              )
+            }
+          }
+        }
         const cron = ctx.string("cron")
         const tz = ctx.string("tz")
         const event = await api.scheduleTimer({
@@ -533,6 +547,7 @@ export const COMMANDS: ReadonlyArray<Command> = [
     notes: "Remote (--server), it prints the server's transitions as they happen: the server keeps time.",
     run: async (ctx) => {
       if (ctx.fixedNow !== undefined) throw new UsageError("run keeps real time: --now does not go with it")
+      const since = Date.now()
       const backend = await ctx.open({ runner: true })
       const stream = ctx.io.stdout
       if (!ctx.json) {
@@ -540,13 +555,24 @@ export const COMMANDS: ReadonlyArray<Command> = [
           `${ctx.out.dim(`${backend.mode === "embedded" ? "running on" : "watching"} ${backend.where}; Ctrl-C stops`)}\n`
         )
       }
-      const stop = backend.api.watch((t) =>
+      const printed = new Set<string>()
+      const print = (t: Ev.HistoryEntry | Ev.Transition) => {
+        const key = `${t.eventId}|${t.type}|${t.at.getTime()}`
+        if (printed.has(key)) return
+        printed.add(key)
         stream.write(
           ctx.json
-            ? `${JSON.stringify(transitionJson(t))}\n`
+            ? `${JSON.stringify("seq" in t ? transitionJson(t) : historyJson(t))}\n`
             : `${historyLine(t, ctx.out)}  ${shortId(t.eventId)}\n`
         )
-      )
+      }
+      const stop = backend.api.watch(print)
+      // What the runner did as it started (its catch-up of what came due while nothing ran)
+      // happened before the watch was attached: read it back from the history.
+      for (const event of await backend.api.list({ limit: 10_000 })) {
+        if (event.updatedAt.getTime() < since) continue
+        for (const entry of await backend.api.history(event.id)) if (entry.at.getTime() >= since) print(entry)
+      }
       await (ctx.io.interrupted ?? untilSignal())
       stop()
       return undefined
@@ -616,12 +642,9 @@ export const COMMANDS: ReadonlyArray<Command> = [
       withApi(ctx, async (api) => {
         const [campaignText, fromText, toText] = ctx.positionals as [string, string, string]
         const campaignId = await ctx.campaign(api, campaignText)
-        const campaign = await api.link(
-          campaignId,
-          await ctx.event(api, fromText),
-          await ctx.event(api, toText)
-        )
-        const [from, to] = campaign.dependencies[campaign.dependencies.length - 1] ?? ["", ""]
+        const from = await ctx.event(api, fromText)
+        const to = await ctx.event(api, toText)
+        const campaign = await api.link(campaignId, from, to)
         return {
           json: campaignJson(campaign),
           human: `linked ${shortId(from)} → ${shortId(to)} in ${campaign.name}`

@@ -58,3 +58,15 @@ ${command.examples.map((e) => `  ${e}`).join("\n")}
 Every command also takes --db, --server, --api-key, --json, --now, --as, --no-color (t-minus --help).
 `
 }
+
+/** `t-minus help campaign`: the campaign commands. @since 0.1.0 */
+export const campaignHelp = (): string => {
+  const campaign = COMMANDS.filter((c) => c.name.startsWith("campaign "))
+  const width = Math.max(...campaign.map((c) => `${c.name} ${c.usage}`.length))
+  return `t-minus campaign — events chained by dependencies
+
+${campaign.map((c) => `  t-minus ${`${c.name} ${c.usage}`.padEnd(width)}  ${c.summary}`).join("\n")}
+
+\`t-minus campaign <command> --help\` shows a command's options and examples.
+`
+}

@@ -15,7 +15,7 @@ import * as Either from "effect/Either"
 import { type Api, type Backend, open, resolveCampaign, resolveEvent } from "./backend.ts"
 import { COMMANDS, type Command, type Context, findCommand, type OptionSpec, UsageError } from "./commands.ts"
 import { colorFor, paint } from "./format.ts"
-import { commandHelp, mainHelp } from "./help.ts"
+import { campaignHelp, commandHelp, mainHelp } from "./help.ts"
 
 /** What a run of the CLI reads and writes. @since 0.1.0 */
 export interface Io {
@@ -60,6 +60,36 @@ const describe = (error: unknown): { tag: string; message: string } => {
   return { tag: "Error", message: String(error) }
 }
 
+/** Marks an argument that starts with `-` and a digit as a value, not an option. */
+const NEGATIVE_MARK = "\u0000"
+
+/**
+ * `-5m`, `-1`: values (a negative duration or number, which validation then refuses with a
+ * message naming the field), not options. After an option that takes a value they become
+ * `--option=-5m`; elsewhere they are positionals.
+ */
+const negativesAsValues = (argv: ReadonlyArray<string>): Array<string> => {
+  const out: Array<string> = []
+  for (const arg of argv) {
+    if (/^-\d/.test(arg)) {
+      const previous = out[out.length - 1]
+      if (previous?.startsWith("--") && !previous.includes("=") && valuedOptions().has(previous.slice(2))) {
+        out[out.length - 1] = `${previous}=${arg}`
+      } else out.push(NEGATIVE_MARK + arg)
+    } else out.push(arg)
+  }
+  return out
+}
+
+const valuedOptions = () =>
+  new Set(
+    [GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options)].flatMap((options) =>
+      Object.entries(options)
+        .filter(([, spec]) => spec.type === "string")
+        .map(([name]) => name)
+    )
+  )
+
 /** Splits `argv` into the command's words and everything else (options and their arguments). */
 const commandWords = (argv: ReadonlyArray<string>) => {
   // Every option that takes a value, across commands: their values are not command words.
@@ -86,7 +116,7 @@ const commandWords = (argv: ReadonlyArray<string>) => {
       continue
     }
     words.push(i)
-    if (words.length === 2) break
+    if (words.length === 3) break
   }
   return words
 }
@@ -96,7 +126,8 @@ const commandWords = (argv: ReadonlyArray<string>) => {
  *
  * @since 0.1.0
  */
-export const main = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
+export const main = async (given: ReadonlyArray<string>, io: Io): Promise<number> => {
+  const argv = negativesAsValues(given)
   const indices = commandWords(argv)
   const words = indices.map((i) => argv[i]!)
   const found = findCommand(words)
@@ -115,9 +146,18 @@ export const main = async (argv: ReadonlyArray<string>, io: Io): Promise<number>
       return 0
     }
     if (words.length === 0 || words[0] === "help") {
-      const topic =
-        words[0] === "help" ? findCommand(argv.filter((a) => !a.startsWith("-")).slice(1)) : undefined
-      io.stdout.write(topic === undefined ? mainHelp() : commandHelp(topic.command))
+      const asked = words.slice(1)
+      const topic = findCommand(asked)
+      if (asked.length > 0 && topic === undefined && asked[0] !== "campaign") {
+        return usage(`no command ${JSON.stringify(asked.join(" "))} to help with`)
+      }
+      io.stdout.write(
+        topic !== undefined
+          ? commandHelp(topic.command)
+          : asked[0] === "campaign"
+            ? campaignHelp()
+            : mainHelp()
+      )
       return 0
     }
     if (words[0] === "campaign") {
@@ -145,7 +185,7 @@ export const main = async (argv: ReadonlyArray<string>, io: Io): Promise<number>
     io.stdout.write(commandHelp(command))
     return 0
   }
-  const positionals = parsed.positionals
+  const positionals = parsed.positionals.map((p) => (p.startsWith(NEGATIVE_MARK) ? p.slice(1) : p))
   if (positionals.length < command.minArgs || positionals.length > command.maxArgs) {
     return usage(
       `${command.name} takes ${command.usage === "" ? "no arguments" : command.usage}; got ${positionals.length === 0 ? "none" : positionals.map((p) => JSON.stringify(p)).join(" ")}`,
@@ -182,6 +222,7 @@ export const main = async (argv: ReadonlyArray<string>, io: Io): Promise<number>
       agent,
       now,
       fixedNow,
+      server,
       open: async (options = {}) => {
         backend = await open({
           db,

@@ -224,6 +224,11 @@ for (const make of [embedded, remote]) {
       assert.deepStrictEqual(json(await run("campaign", "order", campaign.id, "--json")), {
         order: [existing.id, check.id]
       })
+      const again = await run("campaign", "link", campaign.id, existing.id, check.id)
+      assert.match(
+        again.out,
+        new RegExp(`^linked ${existing.id.slice(-8)} → ${check.id.slice(-8)} in release-v2`)
+      )
       const cycle = await run("campaign", "link", campaign.id, check.id, existing.id)
       assert.strictEqual(cycle.code, 1)
       assert.match(cycle.err, /cycle/i)
@@ -338,6 +343,49 @@ describe("t-minus, embedded only", () => {
     assert.match((await run("--now", at, "status")).out, /T-2d 03:04:05/)
   })
 
+  it("run also prints what its runner did as it started (events that came due while nothing ran)", async () => {
+    const late = json(await run("--now", "2020-01-01T00:00:00Z", "timer", "5m", "long-overdue", "--json"))
+    let stop!: () => void
+    const interrupted = new Promise<void>((resolve) => {
+      stop = resolve
+    })
+    const running = cli(mode, ["run", "--json"], { interrupted })
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    stop()
+    const lines = (await running).out
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line))
+    assert.deepInclude(
+      lines.map((t: { eventId: string; type: string }) => [t.eventId, t.type]),
+      [late.id, "fired"]
+    )
+  })
+
+  it("negative values are refused as values (exit 1, naming the field), not taken for options", async () => {
+    const event = json(await run("schedule", "review", "+1h", "--attendees", "bob", "--json"))
+    for (const args of [
+      ["defer", event.id, "bob", "-5m"],
+      ["schedule", "review", "+5m", "--quorum", "-1", "--attendees", "a"],
+      ["cleanup", "--older-than", "-1"]
+    ]) {
+      const result = await run(...args)
+      assert.strictEqual(result.code, 1, `${args.join(" ")}: ${result.err}`)
+      assert.match(result.err, /^error: (duration|quorum|olderThan)/, args.join(" "))
+    }
+  })
+
+  it("commands and file writes need a server's runner config: refused embedded, before anything is written", async () => {
+    for (const args of [
+      ["timer", "1h", "--command", "echo"],
+      ["timer", "1h", "--file", "a.txt", "--content", "hi"]
+    ]) {
+      const result = await run(...args)
+      assert.strictEqual(result.code, 1)
+      assert.match(result.err, /t-minus-server/)
+    }
+  })
+
   it("an id part that fits several events is refused, naming them", async () => {
     // Events made within a minute share their first 8 characters (UUID v7 begins with the time).
     const ids = new Set<string>()
@@ -408,7 +456,11 @@ describe("t-minus help, completions and the bin", () => {
       assert.include(help.out, "Examples:")
       for (const option of Object.keys(command.options)) assert.include(help.out, `--${option}`, command.name)
       assert.deepStrictEqual(await cli(none, ["help", ...command.name.split(" ")]), help)
+      assert.deepStrictEqual(await cli(none, ["--db", "x.db", "help", ...command.name.split(" ")]), help)
     }
+    const unknown = await cli(none, ["help", "nosuch"])
+    assert.strictEqual(unknown.code, 2)
+    assert.match((await cli(none, ["help", "campaign"])).out, /campaign link <campaign> <from> <to>/)
   })
 
   it("completion scripts for bash (valid syntax), zsh and fish name every command", async () => {

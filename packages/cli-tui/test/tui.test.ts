@@ -95,11 +95,9 @@ describe("t-minus tui (ink-testing-library)", () => {
     await frameWhere(app.lastFrame, (f) => /› \S+ review\s+first/.test(f))
     app.stdin.write("d")
     await frameWhere(app.lastFrame, (f) => f.includes("defer"))
-    for (const key of ["9", "0"]) {
-      app.stdin.write(key)
-      await sleep(10)
-    }
-    app.stdin.write("\r")
+    await frameWhere(app.lastFrame, (f) => f.includes("by (e.g. 10m)"))
+    // Typed and submitted in one chunk, as a paste (or tmux send-keys) delivers it.
+    app.stdin.write("90\r")
     await frameWhere(app.lastFrame, (f) => f.includes("by 90: done"))
     assert.deepInclude((await engine.get(a.id)).attendees[0], { status: "deferred", deferMs: 90_000 })
     app.stdin.write("K")

@@ -134,10 +134,9 @@ const Row = ({
   readonly width: number
 }): ReactNode => {
   const name = event.name ?? event.kind
-  const attendees = event.attendees.map((a) => `${a.agent}${mark(a)}`).join(" ")
-  // Marker, id, kind, countdown, bar and quorum take 51 columns; the name gets what the
-  // attendees leave of the terminal's width (8 to 24).
-  const nameWidth = Math.max(8, Math.min(24, width - 52 - attendees.length))
+  // Marker, id, kind, countdown, bar and quorum take 53 columns; the name gets what is left
+  // after 20 for the attendees (8 to 24), the same on every row so that columns line up.
+  const nameWidth = Math.max(8, Math.min(24, width - 53 - 20))
   const confirmed = event.attendees.filter((a) => a.status === "confirmed").length
   return h(
     Text,
@@ -151,7 +150,7 @@ const Row = ({
         bold: event.status === "scheduled",
         color: event.status === "scheduled" ? "white" : STATUS_COLOR[event.status]
       },
-      `${clip(when(event, now), 14)} `
+      `${clip(when(event, now), 16)} `
     ),
     h(Text, { color: "green" }, `${clip(quorumBar(event), 7)} `),
     `${clip(`${confirmed}/${event.quorum}`, 5)} `,
@@ -313,6 +312,7 @@ export const App = ({ source, agent, clock = Date.now, tickMs = 1000 }: AppProps
           if (alive.current) {
             setData(loaded)
             setVersion((v) => v + 1)
+            setMessage((m) => (m?.error === true && m.text.startsWith("cannot load") ? undefined : m))
           }
         })
         .catch((error: unknown) => {
@@ -338,11 +338,16 @@ export const App = ({ source, agent, clock = Date.now, tickMs = 1000 }: AppProps
     () => [...(data?.events ?? [])].filter((e) => matches(e, filter)).sort(byFireTime),
     [data, filter]
   )
-  const index = Math.max(
-    0,
-    visible.findIndex((e) => e.id === selectedId)
-  )
+  // The selection follows its event (not its row) while the list changes; when the event goes
+  // (filtered out, cleaned up), its neighbour at the same row is selected.
+  const lastIndex = useRef(0)
+  const found = visible.findIndex((e) => e.id === selectedId)
+  const index = found !== -1 ? found : Math.min(lastIndex.current, Math.max(0, visible.length - 1))
+  lastIndex.current = index
   const selected = visible[index]
+  useEffect(() => {
+    if (selected !== undefined && selected.id !== selectedId) setSelectedId(selected.id)
+  }, [selected, selectedId])
   const selectedEventId = selected?.id
   const selectedVersion = selected?.version
 
@@ -393,15 +398,17 @@ export const App = ({ source, agent, clock = Date.now, tickMs = 1000 }: AppProps
         setPrompt(undefined)
         return
       }
-      if (key.return) {
-        if (prompt.kind === "defer" && agent !== undefined) {
-          const text = prompt.text.trim()
-          if (text !== "")
-            act(`${agent} defers ${shortId(prompt.event.id)} by ${text}`, () =>
-              source.defer(prompt.event.id, agent, text)
-            )
+      // Keys can arrive in one chunk ("10m\r" from a paste or tmux): a newline submits.
+      const newline = input.search(/[\r\n]/)
+      if (key.return || newline !== -1) {
+        const typed = newline === -1 || key.return ? "" : input.slice(0, newline)
+        const text = (prompt.text + typed).trim()
+        if (prompt.kind === "defer" && agent !== undefined && text !== "") {
+          act(`${agent} defers ${shortId(prompt.event.id)} by ${text}`, () =>
+            source.defer(prompt.event.id, agent, text)
+          )
         }
-        if (prompt.kind === "filter") setFilter(prompt.text)
+        if (prompt.kind === "filter") setFilter(prompt.text + typed)
         setPrompt(undefined)
         return
       }
@@ -489,7 +496,7 @@ export const App = ({ source, agent, clock = Date.now, tickMs = 1000 }: AppProps
             : h(
                 Text,
                 { dimColor: true, wrap: "truncate-end" },
-                "↑↓ select  c confirm  d defer  x decline  K cancel  / filter  Tab campaigns  ? help  q quit"
+                "j/k move c confirm d defer x decline K cancel / filter Tab campaigns ? help q quit"
               )
 
   let body: ReactNode

@@ -51,7 +51,24 @@ export const sourceOf = (backend: Backend): Source => {
         const poll = setInterval(changed, 2_000)
         stops.push(() => clearInterval(poll))
       } else {
-        stops.push(api.watch(changed))
+        // The server's stream; when it is lost (a restart, the network), follow it again after a
+        // second, and reload meanwhile (the 5 s read covers what falls between).
+        let stopped = false
+        let stopWatch: () => void = () => undefined
+        let retry: ReturnType<typeof setTimeout> | undefined
+        const follow = () => {
+          stopWatch = api.watch(changed, () => {
+            if (stopped) return
+            changed()
+            retry = setTimeout(follow, 1_000)
+          })
+        }
+        follow()
+        stops.push(() => {
+          stopped = true
+          if (retry !== undefined) clearTimeout(retry)
+          stopWatch()
+        })
         const poll = setInterval(changed, 5_000)
         stops.push(() => clearInterval(poll))
       }
