@@ -113,7 +113,8 @@ const partOf = (id: string, text: string) => id.startsWith(text) || id.endsWith(
  *
  * @since 0.1.0
  */
-export const resolveEvent = async (api: Api, text: string): Promise<string> => {
+export const resolveEvent = async (api: Api, given: string): Promise<string> => {
+  const text = given.toLowerCase()
   if (FULL_ID.test(text) || text.length < 4) return text
   const events = await api.list({ limit: PREFIX_SCAN })
   const matches = events.filter((e) => partOf(e.id, text)).map((e) => e.id)
@@ -122,7 +123,8 @@ export const resolveEvent = async (api: Api, text: string): Promise<string> => {
 }
 
 /** A campaign id from what the user typed, as `resolveEvent` does for events. @since 0.1.0 */
-export const resolveCampaign = async (api: Api, text: string): Promise<string> => {
+export const resolveCampaign = async (api: Api, given: string): Promise<string> => {
+  const text = given.toLowerCase()
   if (FULL_ID.test(text) || text.length < 4) return text
   const campaigns = await api.listCampaigns()
   const matches = campaigns.filter((c) => partOf(c.id, text)).map((c) => c.id)

@@ -104,7 +104,7 @@ const time = (text: string, now: number, field: string): number => {
 const integer = (text: string | undefined, field: string): number | undefined => {
   if (text === undefined) return undefined
   const n = Number(text)
-  if (text.trim() === "" || !Number.isInteger(n))
+  if (!/^\s*-?\d+\s*$/.test(text) || !Number.isInteger(n))
     throw invalid(field, `must be a whole number, got ${JSON.stringify(text)}`)
   return n
 }

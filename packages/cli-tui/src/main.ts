@@ -199,6 +199,8 @@ export const main = async (given: ReadonlyArray<string>, io: Io): Promise<number
   const err = paint(colorFor(env, io.stderr.isTTY, values["no-color"] === true))
   const string = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : undefined)
   const server = string("server") ?? nonEmpty(env.T_MINUS_SERVER)
+  if (string("db") === "")
+    return usage("--db needs a file name (an empty one would be a throwaway database)", command)
   const db = string("db") ?? nonEmpty(env.T_MINUS_DB) ?? "./t-minus.db"
   const agent = string("as") ?? nonEmpty(env.T_MINUS_AGENT)
   const nowText = string("now")

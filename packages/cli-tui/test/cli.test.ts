@@ -121,6 +121,7 @@ for (const make of [embedded, remote]) {
       assert.strictEqual(declined.attendees[1].status, "declined")
       const got = json(await run("get", event.id.slice(-8), "--json"))
       assert.strictEqual(got.id, event.id)
+      assert.strictEqual(json(await run("get", event.id.toUpperCase(), "--json")).id, event.id)
       const logs = json(await run("logs", event.id, "--json"))
       assert.deepStrictEqual(
         logs.map((e: { type: string }) => e.type),
@@ -165,6 +166,7 @@ for (const make of [embedded, remote]) {
       const cases: Array<[Array<string>, RegExp]> = [
         [["schedule", "review", "+5m", "--quorum", "3", "--attendees", "a,b"], /quorum/],
         [["schedule", "review", "+5m", "--quorum", "two"], /quorum/],
+        [["schedule", "review", "+5m", "--quorum", "0x1", "--attendees", "a"], /quorum/],
         [["schedule", "review", "soon"], /time/],
         [["schedule", "review", "+5m", "--payload", "{nope"], /payload/],
         [["schedule", "review", "+5m", "--attendees", "a,a"], /attendees/],
@@ -200,7 +202,8 @@ for (const make of [embedded, remote]) {
         ["campaign", "frob"],
         ["schedule", "review", "+5m", "--tz", "UTC"],
         ["schedule", "review", "+5m", "--after", "x"],
-        ["completion", "powershell"]
+        ["completion", "powershell"],
+        ["--db", "", "status"]
       ]) {
         const result = await run(...args)
         assert.strictEqual(result.code, 2, `${args.join(" ")}: ${result.err}`)
