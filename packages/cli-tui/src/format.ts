@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type { Event as Ev } from "@t-minus/core"
+import stringWidth from "string-width"
 
 type Attendee = Ev.Attendee
 type Campaign = Ev.Campaign
@@ -158,11 +159,8 @@ export const isoSeconds = (date: Date): string => `${date.toISOString().slice(0,
  */
 export const shortId = (id: string): string => id.slice(-8)
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what is stripped
-const ANSI = /\u001b\[[0-9;]*m/g
-
-/** Width on a terminal (ANSI colours take none). */
-export const visibleWidth = (text: string): number => [...text.replace(ANSI, "")].length
+/** Columns on a terminal: colours take none, wide characters (CJK, most emoji) two. */
+export const visibleWidth = (text: string): number => stringWidth(text)
 
 /**
  * An aligned table: a header row (bold when coloured) and rows, columns separated by two spaces;

@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
+import stringWidth from "string-width"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { COMMANDS } from "../src/commands.ts"
 import { cli, embedded, json, type Mode, remote, runBin, tempDir } from "./harness.ts"
@@ -253,6 +254,16 @@ for (const make of [embedded, remote]) {
       const removed = json(await run("cleanup", "--json")).removed
       assert.isAtLeast(removed, 1)
       assert.strictEqual((await run("get", event.id)).code, 1)
+    })
+
+    it("tables line up with wide characters in names (CJK and emoji take two columns)", async () => {
+      await run("schedule", "review", "+5m", "--name", "名前 🚀", "--attendees", "a")
+      await run("schedule", "review", "+5m", "--name", "plain", "--attendees", "a")
+      const lines = (await run("status")).out.split("\n")
+      const column = (line: string) => stringWidth(line.slice(0, line.indexOf("scheduled")))
+      const rows = lines.filter((l) => l.includes("名前 🚀") || / plain /.test(l))
+      assert.strictEqual(rows.length, 2)
+      assert.strictEqual(column(rows[0]!), column(rows[1]!))
     })
 
     it("colours only on a terminal, never with NO_COLOR", async () => {
