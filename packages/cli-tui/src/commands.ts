@@ -8,6 +8,7 @@ import { type Event as Ev, InvalidInput, type Lifecycle, TimeGrammar } from "@t-
 import * as Either from "effect/Either"
 import type { Api, Backend } from "./backend.ts"
 import {
+  boardOrder,
   campaignJson,
   eventDetail,
   eventJson,
@@ -206,13 +207,6 @@ const scheduleInput = async (
 
 /** Opens the backend, runs `f`, and lets `main` close it. */
 const withApi = async <A>(ctx: Context, f: (api: Api) => Promise<A>): Promise<A> => f((await ctx.open()).api)
-
-const byFireTime = (a: Ev.Event, b: Ev.Event) => {
-  const rank = (e: Ev.Event) => (e.status === "scheduled" ? 0 : 1)
-  if (rank(a) !== rank(b)) return rank(a) - rank(b)
-  const at = (e: Ev.Event) => e.fireAt?.getTime() ?? Number.MAX_SAFE_INTEGER
-  return at(a) - at(b) || a.id.localeCompare(b.id)
-}
 
 const STATUSES = ["scheduled", "fired", "missed", "cancelled"] as const
 
@@ -487,7 +481,7 @@ export const COMMANDS: ReadonlyArray<Command> = [
             ...(campaign === undefined ? {} : { campaignId: await ctx.campaign(api, campaign) }),
             limit: integer(ctx.string("limit"), "limit") ?? 1000
           }))
-        ].sort(byFireTime)
+        ].sort(boardOrder)
         return {
           json: events.map((e) => eventJson(e, ctx.now())),
           human: eventsTable(events, ctx.now(), ctx.out)

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { Event as Ev } from "@t-minus/core"
+import { type Event as Ev, Lifecycle } from "@t-minus/core"
 import stringWidth from "string-width"
 
 type Attendee = Ev.Attendee
@@ -109,20 +109,43 @@ export const confirmedCount = (event: Event): number =>
 /** `2/3`: confirmed over quorum. @since 0.1.0 */
 export const quorumText = (event: Event): string => `${confirmedCount(event)}/${event.quorum}`
 
-/** One attendee with its state: `alice✓`, `bob·`, `carol✗`, `dave↻2m`, `erin!`. @since 0.1.0 */
-export const attendeeText = (attendee: Attendee, p: Paint): string => {
+/** The mark after an attendee's name: `✓` confirmed, `·` pending, `↻2m` deferred, `✗` declined, `!` missed. @since 0.1.0 */
+export const attendeeMark = (attendee: Attendee): string => {
   switch (attendee.status) {
     case "confirmed":
-      return p.green(`${attendee.agent}✓`)
+      return "✓"
     case "pending":
-      return p.yellow(`${attendee.agent}·`)
+      return "·"
     case "deferred":
-      return p.cyan(`${attendee.agent}↻${shortDuration(attendee.deferMs ?? 0)}`)
+      return `↻${shortDuration(attendee.deferMs ?? 0)}`
     case "declined":
-      return p.red(`${attendee.agent}✗`)
+      return "✗"
     case "missed":
-      return p.magenta(`${attendee.agent}!`)
+      return "!"
   }
+}
+
+const ATTENDEE_PAINT = {
+  confirmed: "green",
+  pending: "yellow",
+  deferred: "cyan",
+  declined: "red",
+  missed: "magenta"
+} as const
+
+/** One attendee with its state: `alice✓`, `bob·`, `carol✗`, `dave↻2m`, `erin!`. @since 0.1.0 */
+export const attendeeText = (attendee: Attendee, p: Paint): string =>
+  p[ATTENDEE_PAINT[attendee.status]](`${attendee.agent}${attendeeMark(attendee)}`)
+
+/**
+ * How boards list events: scheduled ones first, soonest first (the engine's fire-time order),
+ * then the ended ones.
+ *
+ * @since 0.1.0
+ */
+export const boardOrder = (a: Event, b: Event): number => {
+  const rank = (e: Event) => (e.status === "scheduled" ? 0 : 1)
+  return rank(a) - rank(b) || Lifecycle.byFireTime(a, b)
 }
 
 /** An event's status, coloured. @since 0.1.0 */

@@ -69,11 +69,12 @@ const NEGATIVE_MARK = "\u0000"
  * `--option=-5m`; elsewhere they are positionals.
  */
 const negativesAsValues = (argv: ReadonlyArray<string>): Array<string> => {
+  const valued = valuedOptions().names
   const out: Array<string> = []
   for (const arg of argv) {
     if (/^-\d/.test(arg)) {
       const previous = out[out.length - 1]
-      if (previous?.startsWith("--") && !previous.includes("=") && valuedOptions().has(previous.slice(2))) {
+      if (previous?.startsWith("--") && !previous.includes("=") && valued.has(previous.slice(2))) {
         out[out.length - 1] = `${previous}=${arg}`
       } else out.push(NEGATIVE_MARK + arg)
     } else out.push(arg)
@@ -81,28 +82,24 @@ const negativesAsValues = (argv: ReadonlyArray<string>): Array<string> => {
   return out
 }
 
-const valuedOptions = () =>
-  new Set(
-    [GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options)].flatMap((options) =>
-      Object.entries(options)
-        .filter(([, spec]) => spec.type === "string")
-        .map(([name]) => name)
-    )
-  )
+/** Every option that takes a value, across commands (long names, and short letters). */
+const valuedOptions = () => {
+  const names = new Set<string>()
+  const shorts = new Set<string>()
+  for (const options of [GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options)]) {
+    for (const [name, spec] of Object.entries(options)) {
+      if (spec.type !== "string") continue
+      names.add(name)
+      if (spec.short !== undefined) shorts.add(spec.short)
+    }
+  }
+  return { names, shorts }
+}
 
 /** Splits `argv` into the command's words and everything else (options and their arguments). */
 const commandWords = (argv: ReadonlyArray<string>) => {
-  // Every option that takes a value, across commands: their values are not command words.
-  const valued = new Set<string>()
-  const shortValued = new Set<string>()
-  for (const options of [GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options)]) {
-    for (const [name, spec] of Object.entries(options)) {
-      if (spec.type === "string") {
-        valued.add(name)
-        if (spec.short !== undefined) shortValued.add(spec.short)
-      }
-    }
-  }
+  // The values of options that take one are not command words.
+  const { names: valued, shorts: shortValued } = valuedOptions()
   const words: Array<number> = []
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!

@@ -9,10 +9,19 @@
  *
  * @since 0.1.0
  */
-import type { Event as Ev } from "@t-minus/core"
+import { CampaignGraph, type Event as Ev } from "@t-minus/core"
 import { Box, Text, useApp, useInput, useWindowSize } from "ink"
 import { createElement as h, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from "react"
-import { countdown, historyLine, isoSeconds, paint, shortDuration, shortId } from "../format.ts"
+import {
+  attendeeMark,
+  boardOrder,
+  countdown,
+  historyLine,
+  isoSeconds,
+  paint,
+  shortDuration,
+  shortId
+} from "../format.ts"
 
 /** What the board shows and acts on: the backend, seen through what the TUI needs. @since 0.1.0 */
 export interface Source {
@@ -48,14 +57,6 @@ type Prompt =
   | { readonly kind: "filter"; readonly text: string }
 
 const noColor = paint(false)
-
-/** Soonest first; ended events after the scheduled ones. */
-const byFireTime = (a: Ev.Event, b: Ev.Event) => {
-  const rank = (e: Ev.Event) => (e.status === "scheduled" ? 0 : 1)
-  if (rank(a) !== rank(b)) return rank(a) - rank(b)
-  const at = (e: Ev.Event) => e.fireAt?.getTime() ?? Number.MAX_SAFE_INTEGER
-  return at(a) - at(b) || a.id.localeCompare(b.id)
-}
 
 const matches = (event: Ev.Event, filter: string) => {
   if (filter === "") return true
@@ -110,17 +111,6 @@ const when = (event: Ev.Event, now: number) => {
   return event.fireAt === null ? "waiting" : countdown(event.fireAt.getTime(), now)
 }
 
-const mark = (a: Ev.Attendee) =>
-  a.status === "confirmed"
-    ? "✓"
-    : a.status === "pending"
-      ? "·"
-      : a.status === "deferred"
-        ? `↻${shortDuration(a.deferMs ?? 0)}`
-        : a.status === "declined"
-          ? "✗"
-          : "!"
-
 /** One event on one line (cut at the terminal's edge): nested texts keep their spaces. */
 const Row = ({
   event,
@@ -156,7 +146,7 @@ const Row = ({
     `${clip(`${confirmed}/${event.quorum}`, 5)} `,
     ...event.attendees.flatMap((a, i) => [
       i === 0 ? "" : " ",
-      h(Text, { key: a.agent, color: ATTENDEE_COLOR[a.status] }, `${a.agent}${mark(a)}`)
+      h(Text, { key: a.agent, color: ATTENDEE_COLOR[a.status] }, `${a.agent}${attendeeMark(a)}`)
     ])
   )
 }
@@ -213,7 +203,7 @@ const Campaigns = ({
             Box,
             { key: c.id, flexDirection: "column", marginBottom: 1 },
             h(Text, { bold: true }, `${c.name}  `, h(Text, { dimColor: true }, shortId(c.id))),
-            ...orderOf(c).map((id, i) => {
+            ...CampaignGraph.executionOrder(c.events, c.dependencies).map((id, i) => {
               const e = events.get(id)
               const before = c.dependencies.filter(([, to]) => to === id).map(([from]) => shortId(from))
               return h(
@@ -232,24 +222,6 @@ const Campaigns = ({
           )
         )
       )
-
-/** The campaign's events, dependencies first (Kahn; ties in the order they were added). */
-const orderOf = (campaign: Ev.Campaign): ReadonlyArray<string> => {
-  const incoming = new Map(campaign.events.map((id) => [id, 0]))
-  for (const [, to] of campaign.dependencies) incoming.set(to, (incoming.get(to) ?? 0) + 1)
-  const order: Array<string> = []
-  const ready = campaign.events.filter((id) => incoming.get(id) === 0)
-  while (ready.length > 0) {
-    const id = ready.shift()!
-    order.push(id)
-    for (const [from, to] of campaign.dependencies) {
-      if (from !== id) continue
-      incoming.set(to, incoming.get(to)! - 1)
-      if (incoming.get(to) === 0) ready.push(to)
-    }
-  }
-  return order
-}
 
 const HELP_LINES = [
   "↑/↓ or j/k   select an event",
@@ -335,7 +307,7 @@ export const App = ({ source, agent, clock = Date.now, tickMs = 1000 }: AppProps
   }, [source])
 
   const visible = useMemo(
-    () => [...(data?.events ?? [])].filter((e) => matches(e, filter)).sort(byFireTime),
+    () => [...(data?.events ?? [])].filter((e) => matches(e, filter)).sort(boardOrder),
     [data, filter]
   )
   // The selection follows its event (not its row) while the list changes; when the event goes
