@@ -30,6 +30,7 @@ export type Api = Pick<
   | "executionOrder"
   | "getCampaign"
   | "listCampaigns"
+  | "waitFor"
   | "close"
 > & {
   /** Every transition from now on; `onError` hears a lost stream (remote). */

@@ -4,6 +4,8 @@
  *
  * @since 0.1.0
  */
+
+import { Writable } from "node:stream"
 import { type Event as Ev, InvalidInput, type Lifecycle, TimeGrammar } from "@t-minus/core"
 import * as Either from "effect/Either"
 import type { Api, Backend } from "./backend.ts"
@@ -507,6 +509,32 @@ export const COMMANDS: ReadonlyArray<Command> = [
     }
   },
   {
+    name: "mcp",
+    usage: "",
+    summary: "serve the t-minus tools to an MCP client (Claude Desktop, Cursor, …) on stdin and stdout",
+    minArgs: 0,
+    maxArgs: 0,
+    options: {},
+    examples: [
+      "t-minus mcp --as claude",
+      "t-minus mcp --as builder --server http://127.0.0.1:7420 --api-key $KEY"
+    ],
+    notes:
+      "The tools act as --as AGENT only: it confirms, defers and declines for that agent and organizes what it schedules.\nEmbedded, the runner runs while the client is connected, so events fire on time. Log lines go to stderr.",
+    run: async (ctx) => {
+      if (ctx.agent === undefined)
+        throw new UsageError("mcp acts as one agent: give --as AGENT (or T_MINUS_AGENT)")
+      if (ctx.fixedNow !== undefined) throw new UsageError("mcp keeps real time: --now does not go with it")
+      const { serveStdio } = await import("@t-minus/langchain-tools/mcp")
+      const backend = await ctx.open({ runner: true })
+      await serveStdio(
+        { agent: ctx.agent, client: backend.api },
+        { stdin: ctx.io.stdin, stdout: writable(ctx.io.stdout), until: ctx.io.interrupted ?? untilSignal() }
+      )
+      return undefined
+    }
+  },
+  {
     name: "tick",
     usage: "",
     summary: "process due events once (at --now if given): fire, miss or extend them",
@@ -734,6 +762,17 @@ export const findCommand = (
   const one = COMMANDS.find((c) => c.name === words[0])
   return one === undefined ? undefined : { command: one, words: 1 }
 }
+
+/** A stream for what only has `write` (tests give `main` such an object for stdout). */
+const writable = (target: Io["stdout"]): Writable =>
+  target instanceof Writable
+    ? target
+    : new Writable({
+        write(chunk: Buffer | string, _encoding, done) {
+          target.write(chunk.toString())
+          done()
+        }
+      })
 
 const untilSignal = () =>
   new Promise<void>((resolve) => {

@@ -4,13 +4,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
-import * as HttpServer from "@effect/platform/HttpServer"
 import type { Access } from "@t-minus/core"
-import { Keys, Server } from "@t-minus/rpc-server"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
-import * as Scope from "effect/Scope"
+import { Server } from "@t-minus/rpc-server"
 import { main } from "../src/main.ts"
 
 export const tempDir = () => Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "t-minus-cli-"))
@@ -41,23 +36,14 @@ export const embedded = async (): Promise<Mode> => {
 
 export const remote = async (): Promise<Mode> => {
   const dir = tempDir()
-  const db = NodePath.join(dir, "server.db")
-  const scope = Effect.runSync(Scope.make())
-  const ctx = await Effect.runPromise(
-    Layer.buildWithScope(Server.layer({ logLevel: "none", port: 0, db }), scope)
-  )
-  const server = ctx.unsafeMap.get(HttpServer.HttpServer.key) as HttpServer.HttpServer
-  const address = server.address as HttpServer.TcpAddress
-  const keys = await Effect.runPromise(Scope.extend(Keys.makeSqlite(db), scope))
-  const key = (tenant: string, principal: string, role: Access.Role) =>
-    Effect.runPromise(Effect.map(keys.create({ tenant, principal, role }), (created) => created.key))
-  const admin = await key("acme", "root", "admin")
+  const server = await Server.start({ logLevel: "none", port: 0, db: NodePath.join(dir, "server.db") })
+  const admin = await server.createKey("acme", "root", "admin")
   return {
     name: "remote",
-    flags: ["--server", `http://127.0.0.1:${address.port}`, "--api-key", admin],
-    key,
+    flags: ["--server", server.url, "--api-key", admin],
+    key: server.createKey,
     close: async () => {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await server.close()
       Fs.rmSync(dir, { recursive: true, force: true })
     }
   }

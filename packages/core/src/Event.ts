@@ -296,6 +296,18 @@ export const TickResult = Schema.Struct({
 export type TickResult = typeof TickResult.Type
 
 /**
+ * How a wait for an event ended: its terminal state, or `timeout` with the event as it stands.
+ *
+ * @since 0.1.0
+ */
+export const WaitResult = Schema.Struct({
+  outcome: Schema.Literal("fired", "missed", "cancelled", "timeout"),
+  event: Event
+})
+/** @since 0.1.0 */
+export type WaitResult = typeof WaitResult.Type
+
+/**
  * A campaign: a dependency DAG of events. `events` keeps the order in which they were added (the
  * tie-breaker of the execution order); `dependencies` holds `[from, to]` pairs.
  *

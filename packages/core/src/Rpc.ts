@@ -31,6 +31,7 @@ import {
   DeliveryStatus,
   Event,
   EventStatus,
+  WaitResult as EventWaitResult,
   HistoryEntry,
   MisfirePolicy,
   QueuedAction,
@@ -86,13 +87,10 @@ export const TimerInput = Schema.Struct({
   recurrence: ScheduleInput.fields.recurrence
 })
 
-/** How `waitFor` ended: the event's terminal state, or `timeout` with the event as it stands. @since 0.1.0 */
-export const WaitResult = Schema.Struct({
-  outcome: Schema.Literal("fired", "missed", "cancelled", "timeout"),
-  event: Event
-})
+/** How `waitFor` ended (`Event.WaitResult`). @since 0.1.0 */
+export const WaitResult = EventWaitResult
 /** @since 0.1.0 */
-export type WaitResult = typeof WaitResult.Type
+export type WaitResult = EventWaitResult
 
 /**
  * What every operation can fail with: the coordinator's errors, and `Forbidden` when the caller's

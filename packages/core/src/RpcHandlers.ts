@@ -8,7 +8,6 @@
  */
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
@@ -18,10 +17,9 @@ import * as Stream from "effect/Stream"
 import * as Access from "./Access.ts"
 import { Coordinator, withTenant } from "./Coordinator.ts"
 import { ActionNotFound, type Forbidden, InvalidInput, WatchLagged } from "./Errors.ts"
-import type { Event, Transition } from "./Event.ts"
-import * as Lifecycle from "./Lifecycle.ts"
-import { Authentication, TMinusRpcs, type WaitResult } from "./Rpc.ts"
-import { Runner } from "./Runner.ts"
+import type { Transition } from "./Event.ts"
+import { Authentication, TMinusRpcs } from "./Rpc.ts"
+import * as Runner from "./Runner.ts"
 import { parseTime } from "./TimeGrammar.ts"
 
 /**
@@ -59,9 +57,6 @@ export const currentWatchLagged: FiberRef.FiberRef<Deferred.Deferred<never, Watc
     FiberRef.unsafeMake<Deferred.Deferred<never, WatchLagged> | null>(null)
   )
 
-const ended = (event: Event): WaitResult | null =>
-  event.status === "scheduled" ? null : { outcome: event.status, event }
-
 /** Runs `f` for the current caller, in its tenant. */
 const asCaller = <A, E, R>(f: (caller: Access.Caller) => Effect.Effect<A, E, R>) =>
   Effect.flatMap(Access.CurrentCaller, (caller) =>
@@ -88,7 +83,7 @@ const asOrganizer = <I extends { readonly organizer?: string | undefined }>(
 export const layer = TMinusRpcs.toLayer(
   Effect.gen(function* () {
     const c = yield* Coordinator
-    const runner = yield* Runner
+    const runner = yield* Runner.Runner
 
     /** Loads the event, then runs `f` if the caller may manage it. */
     const managing = <A, E, R>(
@@ -213,28 +208,7 @@ export const layer = TMinusRpcs.toLayer(
             return Stream.fromQueue(queue).pipe(Stream.interruptWhen(Deferred.await(lagged)))
           })
         ),
-      waitFor: ({ eventId, timeout }) =>
-        asCaller(() =>
-          Effect.gen(function* () {
-            const timeoutMs = timeout === undefined ? null : yield* Lifecycle.durationMs(timeout, "timeout")
-            yield* c.get(eventId)
-            const done = yield* Deferred.make<void>()
-            // Listen first, then look: an end between the two is not missed.
-            const stop = yield* runner.listen(() => Deferred.unsafeDone(done, Effect.void), {
-              eventId,
-              types: ["fired", "missed", "cancelled"]
-            })
-            return yield* Effect.gen(function* () {
-              const now = ended(yield* c.get(eventId))
-              if (now !== null) return now
-              const finished = Deferred.await(done)
-              if (timeoutMs === null) yield* finished
-              else yield* Effect.timeoutOption(finished, Duration.millis(timeoutMs))
-              const after = yield* c.get(eventId)
-              return ended(after) ?? { outcome: "timeout" as const, event: after }
-            }).pipe(Effect.ensuring(Effect.sync(stop)))
-          })
-        )
+      waitFor: ({ eventId, timeout }) => asCaller(() => Runner.waitFor(eventId, timeout))
     }
   })
 )

@@ -16,6 +16,7 @@ import * as Path from "@effect/platform/Path"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -28,7 +29,8 @@ import * as Stream from "effect/Stream"
 import * as Actions from "./Actions.ts"
 import * as CoordinatorModule from "./Coordinator.ts"
 import { Coordinator } from "./Coordinator.ts"
-import type { HistoryEntry, QueuedAction, Transition } from "./Event.ts"
+import type { CoordinatorError } from "./Errors.ts"
+import type { Event, HistoryEntry, QueuedAction, Transition, WaitResult } from "./Event.ts"
 import { EventStore, makeChangeSignal } from "./EventStore.ts"
 import * as Lifecycle from "./Lifecycle.ts"
 import { formatDuration } from "./TimeGrammar.ts"
@@ -132,6 +134,42 @@ export interface RunnerShape {
     options?: { readonly latencyMs?: number | undefined }
   ) => Effect.Effect<() => void>
 }
+
+const ended = (event: Event): WaitResult | null =>
+  event.status === "scheduled" ? null : { outcome: event.status, event }
+
+/**
+ * Waits until the event fires, is missed or cancelled, or `timeout` passes (`outcome: "timeout"`,
+ * with the event as it stands); no timeout waits as long as it takes. Fails like `get` for an
+ * unknown event and with `InvalidInput` (field `timeout`) for a bad duration.
+ *
+ * @since 0.1.0
+ */
+export const waitFor = (
+  eventId: string,
+  timeout?: Lifecycle.DurationInput
+): Effect.Effect<WaitResult, CoordinatorError, Coordinator | Runner> =>
+  Effect.gen(function* () {
+    const c = yield* Coordinator
+    const runner = yield* Runner
+    const timeoutMs = timeout === undefined ? null : yield* Lifecycle.durationMs(timeout, "timeout")
+    yield* c.get(eventId)
+    const done = yield* Deferred.make<void>()
+    // Listen first, then look: an end between the two is not missed.
+    const stop = yield* runner.listen(() => Deferred.unsafeDone(done, Effect.void), {
+      eventId,
+      types: ["fired", "missed", "cancelled"]
+    })
+    return yield* Effect.gen(function* () {
+      const now = ended(yield* c.get(eventId))
+      if (now !== null) return now
+      const finished = Deferred.await(done)
+      if (timeoutMs === null) yield* finished
+      else yield* Effect.timeoutOption(finished, Duration.millis(timeoutMs))
+      const after = yield* c.get(eventId)
+      return ended(after) ?? { outcome: "timeout" as const, event: after }
+    }).pipe(Effect.ensuring(Effect.sync(stop)))
+  })
 
 /**
  * The runner of the program: present while its layer's scope is open.

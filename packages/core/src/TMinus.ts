@@ -26,7 +26,15 @@ import {
   layer as coordinatorLayer
 } from "./Coordinator.ts"
 import type { CoordinatorError } from "./Errors.ts"
-import type { Campaign, Event, HistoryEntry, QueuedAction, TickResult, Transition } from "./Event.ts"
+import type {
+  Campaign,
+  Event,
+  HistoryEntry,
+  QueuedAction,
+  TickResult,
+  Transition,
+  WaitResult
+} from "./Event.ts"
 import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import { type EventStore, layerMemory } from "./EventStore.ts"
 import { valueOrThrow } from "./internal/exit.ts"
@@ -193,6 +201,23 @@ export class TMinus {
   /** Queues a dead-lettered action again, due now. */
   retryAction(key: string, options?: { actor?: string }): Promise<QueuedAction> {
     return this.run((c) => c.retryAction(key, options))
+  }
+  /**
+   * Resolves when the event fires, is missed or cancelled, or after `timeout`
+   * (`outcome: "timeout"`, with the event as it stands), as `TMinusClient.waitFor`. Needs an
+   * engine started with `runner`.
+   */
+  waitFor(eventId: string, timeout?: DurationInput): Promise<WaitResult> {
+    const runtime = this.runtime as ManagedRuntime.ManagedRuntime<Coordinator | Runner.Runner, unknown>
+    return runtime
+      .runPromiseExit(
+        Effect.flatMap(Effect.serviceOption(Runner.Runner), (runner) =>
+          Option.isNone(runner)
+            ? Effect.die(new Error("TMinus.waitFor needs an engine started with { runner: true }"))
+            : Runner.waitFor(eventId, timeout)
+        )
+      )
+      .then(valueOrThrow)
   }
   /**
    * Calls `listener` with every transition committed from now on (by any process on the database)

@@ -89,4 +89,27 @@ describe("TMinus (Promise facade)", () => {
     assert.deepStrictEqual(await tm.listCampaigns(), [])
     await tm.close()
   })
+
+  it("waits for an event with its runner: fired, timeout as it stands, and a clear error without one", async () => {
+    const tm = await TMinus.inMemory({ runner: true })
+    try {
+      const soon = await tm.scheduleTimer({ in: "150ms", name: "soon" })
+      const later = await tm.scheduleTimer({ in: "1h" })
+      const fired = await tm.waitFor(soon.id, "10s")
+      assert.strictEqual(fired.outcome, "fired")
+      assert.strictEqual(fired.event.status, "fired")
+      const waited = await tm.waitFor(later.id, 50)
+      assert.strictEqual(waited.outcome, "timeout")
+      assert.strictEqual(waited.event.status, "scheduled")
+      const error = await tm.waitFor("nope", 50).catch((e: unknown) => e)
+      assert.instanceOf(error, EventNotFound)
+    } finally {
+      await tm.close()
+    }
+    const still = await TMinus.inMemory()
+    const timer = await still.scheduleTimer({ in: "1h" })
+    const error = await still.waitFor(timer.id, 10).catch((e: unknown) => e)
+    assert.match(String(error), /runner: true/)
+    await still.close()
+  })
 })

@@ -62,9 +62,11 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import * as HttpRoute from "./HttpRoute.ts"
 import * as Keys from "./Keys.ts"
+import * as McpRoute from "./McpRoute.ts"
 import * as Prometheus from "./Prometheus.ts"
 import { type Quotas, quotaOf, RateLimiter } from "./Quotas.ts"
 import * as WebSocketRoute from "./WebSocketRoute.ts"
@@ -439,12 +441,13 @@ const makeStallWatch = (stallMs: number) =>
   })
 
 /**
- * The `node:http` server: `POST /rpc` and the upgrades of `GET /ws` go to our routes
- * (`HttpRoute.ts`, `WebSocketRoute.ts`) once they are installed, every other request to
+ * The `node:http` server: `POST /rpc`, the upgrades of `GET /ws` and `/mcp` go to our routes
+ * (`HttpRoute.ts`, `WebSocketRoute.ts`, `McpRoute.ts`) once they are installed, every other request to
  * `@effect/platform`'s handler.
  */
 class NodeServer extends Http.Server {
   rpc: ((request: Http.IncomingMessage, response: Http.ServerResponse) => void) | undefined
+  mcp: ((request: Http.IncomingMessage, response: Http.ServerResponse) => void) | undefined
   ws: ((request: Http.IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined
   constructor() {
     super()
@@ -459,6 +462,10 @@ class NodeServer extends Http.Server {
       this.rpc(args[0], args[1])
       return true
     }
+    if (event === "request" && this.mcp !== undefined && McpRoute.matches(args[0])) {
+      this.mcp(args[0], args[1])
+      return true
+    }
     if (event === "upgrade" && this.ws !== undefined && WebSocketRoute.matches(args[0])) {
       this.ws(args[0], args[1], args[2])
       return true
@@ -466,7 +473,7 @@ class NodeServer extends Http.Server {
     return super.emit(event as string, ...args)
   }
   /** Hands `key`'s requests to `handler` for the life of the current scope. */
-  install<K extends "rpc" | "ws">(
+  install<K extends "rpc" | "ws" | "mcp">(
     key: K,
     handler: NonNullable<this[K]>
   ): Effect.Effect<void, never, Scope.Scope> {
@@ -522,6 +529,42 @@ const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
     )
   return Layer.mergeAll(serve(http), serve(websocket))
 }
+
+/** A URL of this server that the process itself can reach. */
+const loopbackUrl = (node: NodeServer): string => {
+  const address = node.address()
+  if (address === null || typeof address === "string") throw new Error("the server is not listening on TCP")
+  const host =
+    address.address === "0.0.0.0" || address.address === ""
+      ? "127.0.0.1"
+      : address.address === "::"
+        ? "[::1]"
+        : address.family === "IPv6"
+          ? `[${address.address}]`
+          : address.address
+  return `http://${host}:${address.port}`
+}
+
+/** `/mcp`: the agent tools over MCP, calling this server's RPC as the request's key. */
+const mcpRoute = (state: State, options: ServerOptions, node: NodeServer) =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const keys = yield* Keys.KeyStore
+      const run = Runtime.runPromise(yield* Effect.runtime<never>())
+      const route = McpRoute.make({
+        auth: options.auth !== false,
+        principalOf: (key) =>
+          run(
+            Effect.map(keys.resolve(key), Option.match({ onNone: () => null, onSome: (k) => k.principal }))
+          ),
+        url: () => loopbackUrl(node),
+        limit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+        draining: () => state.draining
+      })
+      yield* node.install("mcp", route.handle)
+      yield* Effect.addFinalizer(() => Effect.promise(route.close))
+    })
+  )
 
 /** `/healthz`, `/readyz`, `/metrics`. */
 const operationsRoutes = (state: State) =>
@@ -615,7 +658,11 @@ export const make = (
     const db = options.db ?? Sqlite.DEFAULT_FILENAME
     const node = new NodeServer()
     const app = HttpLayerRouter.serve(
-      Layer.mergeAll(rpcRoutes(state, options, node), operationsRoutes(state)),
+      Layer.mergeAll(
+        rpcRoutes(state, options, node),
+        operationsRoutes(state),
+        mcpRoute(state, options, node)
+      ),
       {
         disableListenLog: true,
         disableLogger: true
@@ -675,4 +722,45 @@ export const layer = (
           Layer.provide(FetchHttpClient.layer)
         )
   return Layer.scoped(HttpServer.HttpServer, make(options)).pipe(Layer.provide(Layer.merge(logging, tracing)))
+}
+
+/**
+ * A server started from Promise code: its URL, a way to make API keys on its database, and
+ * `close` (graceful, as on SIGTERM).
+ *
+ * @since 0.1.0
+ */
+export interface Started {
+  /** `http://<host>:<port>` */
+  readonly url: string
+  /** Makes an API key on the server's database; returns the key. */
+  readonly createKey: (tenant: string, principal: string, role: Access.Role) => Promise<string>
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Starts a server in this process (port 0 picks a free one), for programs that embed one and for
+ * tests.
+ *
+ * @since 0.1.0
+ */
+export const start = async (options: ServerOptions = {}): Promise<Started> => {
+  const scope = Effect.runSync(Scope.make())
+  try {
+    const context = await Effect.runPromise(Layer.buildWithScope(layer(options), scope))
+    const address = Context.get(context, HttpServer.HttpServer).address as HttpServer.TcpAddress
+    const keys = await Effect.runPromise(
+      Scope.extend(Keys.makeSqlite(options.db ?? Sqlite.DEFAULT_FILENAME), scope)
+    )
+    const host = address.hostname === "0.0.0.0" ? "127.0.0.1" : address.hostname
+    return {
+      url: `http://${host}:${address.port}`,
+      createKey: (tenant, principal, role) =>
+        Effect.runPromise(Effect.map(keys.create({ tenant, principal, role }), (created) => created.key)),
+      close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  } catch (error) {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    throw error
+  }
 }

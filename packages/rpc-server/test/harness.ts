@@ -4,13 +4,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
-import * as HttpServer from "@effect/platform/HttpServer"
 import type { Access } from "@t-minus/core"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
-import * as Scope from "effect/Scope"
-import * as Keys from "../src/Keys.ts"
 import * as Server from "../src/Server.ts"
 
 export interface Running {
@@ -28,20 +22,13 @@ export const tempDir = (prefix = "t-minus-server-") => Fs.mkdtempSync(NodePath.j
 export const start = async (options: Server.ServerOptions = {}): Promise<Running> => {
   const dir = tempDir()
   const db = options.db ?? NodePath.join(dir, "server.db")
-  const scope = Effect.runSync(Scope.make())
-  const ctx = await Effect.runPromise(
-    Layer.buildWithScope(Server.layer({ logLevel: "none", ...options, port: 0, db }), scope)
-  )
-  const server = ctx.unsafeMap.get(HttpServer.HttpServer.key) as HttpServer.HttpServer
-  const address = server.address as HttpServer.TcpAddress
-  const keys = await Effect.runPromise(Scope.extend(Keys.makeSqlite(db), scope))
+  const server = await Server.start({ logLevel: "none", ...options, port: 0, db })
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    url: server.url,
     db,
-    key: (tenant, principal, role) =>
-      Effect.runPromise(Effect.map(keys.create({ tenant, principal, role }), (created) => created.key)),
+    key: server.createKey,
     close: async () => {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await server.close()
       Fs.rmSync(dir, { recursive: true, force: true })
     }
   }
