@@ -527,10 +527,18 @@ export const COMMANDS: ReadonlyArray<Command> = [
       if (ctx.fixedNow !== undefined) throw new UsageError("mcp keeps real time: --now does not go with it")
       const { serveStdio } = await import("@t-minus/langchain-tools/mcp")
       const backend = await ctx.open({ runner: true })
+      let served = () => {}
+      const over = new Promise<void>((resolve) => {
+        served = resolve
+      })
       await serveStdio(
         { agent: ctx.agent, client: backend.api },
-        { stdin: ctx.io.stdin, stdout: writable(ctx.io.stdout), until: ctx.io.interrupted ?? untilSignal() }
-      )
+        {
+          stdin: ctx.io.stdin,
+          stdout: writable(ctx.io.stdout),
+          until: ctx.io.interrupted ?? untilSignal(over)
+        }
+      ).finally(served)
       return undefined
     }
   },
@@ -774,7 +782,8 @@ const writable = (target: Io["stdout"]): Writable =>
         }
       })
 
-const untilSignal = () =>
+/** Resolves on SIGINT or SIGTERM; `over` stops listening (so a later signal ends the process as usual). */
+const untilSignal = (over?: Promise<unknown>) =>
   new Promise<void>((resolve) => {
     const done = () => {
       process.off("SIGINT", done)
@@ -783,4 +792,5 @@ const untilSignal = () =>
     }
     process.on("SIGINT", done)
     process.on("SIGTERM", done)
+    void over?.finally(done)
   })

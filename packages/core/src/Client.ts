@@ -150,6 +150,14 @@ export class TMinusClient {
     return client
   }
 
+  /**
+   * A client without the check call of `connect`: nothing is sent until the first call, which
+   * fails if the server cannot be reached. For a short-lived client (one per request) over HTTP.
+   */
+  static make(options: ConnectOptions): TMinusClient {
+    return new TMinusClient(options)
+  }
+
   /** For `watch`: the `RpcClient`, connected at its first use. */
   private readonly runtime: ManagedRuntime.ManagedRuntime<RemoteClient, never>
   /** Every call that answers once. */

@@ -158,8 +158,9 @@ export const layer = TMinusRpcs.toLayer(
                 c.addToCampaign(campaignId, asOrganizer(caller, event))
               )
             ),
-      link: ({ campaignId, from, to }) =>
-        asCaller((caller) => allowed(Access.organize(caller, "link"), c.link(campaignId, from, to))),
+      // Linking makes `to` wait on `from`, and misses it when `from` did not fire: only `to`'s
+      // organizer (or an admin) may.
+      link: ({ campaignId, from, to }) => managing("link", to, undefined, () => c.link(campaignId, from, to)),
       executionOrder: ({ campaignId }) => asCaller(() => c.executionOrder(campaignId)),
       getCampaign: ({ campaignId }) => asCaller(() => c.getCampaign(campaignId)),
       listCampaigns: () => asCaller(() => c.listCampaigns()),

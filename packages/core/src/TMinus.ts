@@ -128,6 +128,8 @@ export class TMinus {
   }
 
   private readonly runtime: ManagedRuntime.ManagedRuntime<Coordinator, unknown>
+  /** Aborted by `close`: ends what is still waiting (`waitFor`), which the runtime does not own. */
+  private readonly closing = new AbortController()
 
   private constructor(runtime: ManagedRuntime.ManagedRuntime<Coordinator, unknown>) {
     this.runtime = runtime
@@ -215,7 +217,8 @@ export class TMinus {
           Option.isNone(runner)
             ? Effect.die(new Error("TMinus.waitFor needs an engine started with { runner: true }"))
             : Runner.waitFor(eventId, timeout)
-        )
+        ),
+        { signal: this.closing.signal }
       )
       .then(valueOrThrow)
   }
@@ -245,6 +248,7 @@ export class TMinus {
   }
   /** Closes the store (and the database file), stopping the runner first. */
   close(): Promise<void> {
+    this.closing.abort()
     return this.runtime.dispose()
   }
 }

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { InvalidInput } from "./Errors.ts"
 
 const UNIT_MS = {
@@ -172,3 +173,30 @@ export const parseTime = (
   const millis = frac === undefined ? 0 : Number(frac.slice(0, 3).padEnd(3, "0"))
   return Either.right(base + millis - offsetMinutes * 60_000)
 }
+
+/**
+ * A time as text, as tools and forms take it: `+<duration>` or RFC 3339. Checked by the grammar
+ * (a relative time is read against no particular instant: only its form is checked here).
+ *
+ * @since 0.1.0
+ */
+export const TimeText = Schema.String.pipe(
+  Schema.filter((text) => {
+    const parsed = parseTime(text, 0, { field: "time" })
+    return Either.isRight(parsed) || parsed.left.message.replace(/^time: /, "")
+  })
+)
+
+/**
+ * A duration as text with its unit (`30s`, `1h30m`, `PT2M`); a bare number is refused, since it
+ * would mean milliseconds to the APIs and seconds to the CLI.
+ *
+ * @since 0.1.0
+ */
+export const DurationText = Schema.String.pipe(
+  Schema.filter((text) => {
+    if (/^\s*\d+(\.\d+)?\s*$/.test(text)) return `give a unit, as in "${text.trim()}s" or "${text.trim()}m"`
+    const parsed = parseDuration(text, { field: "duration" })
+    return Either.isRight(parsed) || parsed.left.message.replace(/^duration: /, "")
+  })
+)

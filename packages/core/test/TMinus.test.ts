@@ -106,6 +106,14 @@ describe("TMinus (Promise facade)", () => {
     } finally {
       await tm.close()
     }
+    const closing = await TMinus.inMemory({ runner: true })
+    const pending = await closing.scheduleTimer({ in: "1h" })
+    const started = performance.now()
+    const waiting = closing.waitFor(pending.id, "10m").catch((e: unknown) => e)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await closing.close()
+    assert.match(String(await waiting), /Interrupt/, "ended by close, not left hanging")
+    assert.isBelow(performance.now() - started, 5_000)
     const still = await TMinus.inMemory()
     const timer = await still.scheduleTimer({ in: "1h" })
     const error = await still.waitFor(timer.id, 10).catch((e: unknown) => e)

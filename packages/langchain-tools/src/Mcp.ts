@@ -21,13 +21,22 @@ const INSTRUCTIONS =
   "has confirmed. Use get_event or wait_for_event to follow one. You act as one agent only."
 
 /**
+ * The longest `wait_for_event` waits over MCP unless `maxWaitMs` says otherwise: MCP clients give
+ * up on a request after 60 s by default, and an answer they no longer wait for is lost.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_MAX_WAIT_MS = 50_000
+
+/**
  * An MCP server (not yet connected) offering the tools that act as `options.agent`. A failed call
- * answers `isError: true` with the error and a hint as JSON text.
+ * answers `isError: true` with the error and a hint as JSON text; a call the client cancels ends
+ * its wait.
  *
  * @since 0.1.0
  */
 export const makeServer = (options: McpOptions): Server => {
-  const tools = Tools.make(options)
+  const tools = Tools.make({ ...options, maxWaitMs: options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS })
   const byName = new Map(tools.map((t) => [t.name, t]))
   const server = new Server(
     { name: "t-minus", version: "0.1.0" },
@@ -40,20 +49,20 @@ export const makeServer = (options: McpOptions): Server => {
       inputSchema: t.inputSchema as { type: "object"; [key: string]: unknown }
     }))
   }))
-  server.setRequestHandler(CallToolRequestSchema, async (request) => {
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const found = byName.get(request.params.name)
     const result =
       found === undefined
         ? Tools.unknownTool(request.params.name, tools)
-        : await found.call(request.params.arguments ?? {})
+        : await found.call(request.params.arguments ?? {}, { signal: extra.signal })
     return { content: [{ type: "text" as const, text: result.text }], isError: !result.ok }
   })
   return server
 }
 
 /**
- * Serves the tools over stdio (default this process's stdin and stdout) until stdin ends, the
- * client closes, or `until` resolves.
+ * Serves the tools over stdio (default this process's stdin and stdout) until stdin ends (the
+ * calls already received are answered first), the client closes, or `until` resolves.
  *
  * @since 0.1.0
  */
@@ -67,15 +76,37 @@ export const serveStdio = async (
 ): Promise<void> => {
   const stdin = io.stdin ?? process.stdin
   const server = makeServer(options)
+  const transport = new StdioServerTransport(stdin, io.stdout ?? process.stdout)
   const closed = new Promise<void>((resolve) => {
     server.onclose = () => resolve()
   })
   const close = () => void server.close()
-  stdin.once("end", close)
   void io.until?.then(close)
-  await server.connect(new StdioServerTransport(stdin, io.stdout ?? process.stdout))
+  await server.connect(transport)
+  // Requests read and not yet answered: at the end of stdin (a piped script, say) they are
+  // answered before the server closes.
+  let unanswered = 0
+  let ended = false
+  const handle = transport.onmessage
+  transport.onmessage = (message) => {
+    if ("method" in message && "id" in message) unanswered++
+    handle?.(message)
+  }
+  const send = transport.send.bind(transport)
+  transport.send = async (message) => {
+    await send(message)
+    if (("result" in message || "error" in message) && "id" in message) {
+      unanswered--
+      if (ended && unanswered === 0) close()
+    }
+  }
+  const drain = () => {
+    ended = true
+    if (unanswered === 0) close()
+  }
+  stdin.once("end", drain)
   await closed
-  stdin.off("end", close)
+  stdin.off("end", drain)
 }
 
 /**

@@ -69,24 +69,46 @@ const allowsNull = (schema: unknown): boolean =>
     (Array.isArray(schema.type) && schema.type.includes("null")) ||
     (Array.isArray(schema.anyOf) && schema.anyOf.some(allowsNull)))
 
-/** One node made strict: unknown keywords dropped, objects closed with every property required. */
-const strictNode = (node: unknown, path: string): unknown => {
-  if (Array.isArray(node)) return node.map((item, i) => strictNode(item, `${path}/${i}`))
+/** Keywords whose values are data, not schemas: never rewritten. */
+const DATA = new Set(["enum", "const", "required", "description", "pattern", "format", "type"])
+
+/**
+ * One node made strict: `$ref`s inlined (strict mode refuses keywords beside a `$ref`, and Effect
+ * puts descriptions and bounds there), unknown keywords dropped, objects closed with every
+ * property required.
+ */
+const strictNode = (
+  node: unknown,
+  path: string,
+  defs: Record<string, unknown>,
+  seen: ReadonlyArray<string>
+): unknown => {
+  if (Array.isArray(node)) return node.map((item, i) => strictNode(item, `${path}/${i}`, defs, seen))
   if (!isObject(node)) return node
+  if (typeof node.$ref === "string") {
+    const name = node.$ref.replace(/^#\/\$defs\//, "")
+    if (!(name in defs)) throw new Error(`${path}: $ref ${node.$ref} does not resolve`)
+    if (seen.includes(name)) throw new Error(`${path}: recursive $ref ${node.$ref} cannot be inlined`)
+    const { $ref: _, ...siblings } = node
+    return strictNode({ ...(defs[name] as object), ...siblings }, path, defs, [...seen, name])
+  }
+  if ("patternProperties" in node || isObject(node.additionalProperties)) {
+    throw new Error(`${path}: a record (open-ended keys) cannot be expressed in strict mode`)
+  }
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(node)) {
-    if (!KEYWORDS.has(key)) continue
-    if (key === "properties" || key === "$defs") {
+    if (!KEYWORDS.has(key) || key === "$defs") continue
+    if (key === "properties") {
       out[key] = Object.fromEntries(
         Object.entries(value as Record<string, unknown>).map(([name, sub]) => [
           name,
-          strictNode(sub, `${path}/${key}/${name}`)
+          strictNode(sub, `${path}/${key}/${name}`, defs, seen)
         ])
       )
     } else if (key === "format" && !FORMATS.has(String(value))) {
       // A format strict mode does not know: the Effect schema checks it instead.
     } else {
-      out[key] = strictNode(value, `${path}/${key}`)
+      out[key] = DATA.has(key) ? value : strictNode(value, `${path}/${key}`, defs, seen)
     }
   }
   if (isObject(out.properties)) {
@@ -120,8 +142,8 @@ const strictNode = (node: unknown, path: string): unknown => {
  * @since 0.1.0
  */
 export const make = <A, I, R>(schema: Schema.Schema<A, I, R>): JsonSchema => {
-  const { $schema: _, ...document } = JSONSchema.make(schema) as unknown as Record<string, unknown>
-  return strictNode(document, "#") as JsonSchema
+  const { $schema: _, $defs, ...document } = JSONSchema.make(schema) as unknown as Record<string, unknown>
+  return strictNode(document, "#", isObject($defs) ? $defs : {}, []) as JsonSchema
 }
 
 /**
@@ -162,7 +184,13 @@ export const problems = (schema: JsonSchema): ReadonlyArray<string> => {
     if (typeof node.$ref === "string") {
       const name = node.$ref.startsWith("#/$defs/") ? node.$ref.slice("#/$defs/".length) : null
       if (name === null || !(name in defs)) found.push(`${path}: $ref ${node.$ref} does not resolve in $defs`)
+      const siblings = Object.keys(node).filter((key) => key !== "$ref")
+      if (siblings.length > 0)
+        found.push(`${path}: $ref cannot have keywords beside it (${siblings.join(", ")})`)
     }
+    if (path !== "#" && "$defs" in node) found.push(`${path}: $defs belong at the root`)
+    const isArrayType = node.type === "array" || (Array.isArray(node.type) && node.type.includes("array"))
+    if (isArrayType && !("items" in node)) found.push(`${path}: an array must say what its items are`)
     const isObjectType = node.type === "object" || (Array.isArray(node.type) && node.type.includes("object"))
     if (isObjectType || "properties" in node) {
       const props = isObject(node.properties) ? node.properties : {}

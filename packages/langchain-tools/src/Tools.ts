@@ -81,7 +81,11 @@ export interface Tool {
   ) =>
     | { readonly ok: true; readonly args: Record<string, unknown> }
     | { readonly ok: false; readonly result: ToolResult }
-  readonly call: (args: unknown) => Promise<ToolResult>
+  /** Runs the tool; `signal` ends a wait early (the client gave up on the call). Never rejects. */
+  readonly call: (
+    args: unknown,
+    options?: { readonly signal?: AbortSignal | undefined }
+  ) => Promise<ToolResult>
 }
 
 /** The default and largest wait of `wait_for_event`. */
@@ -103,12 +107,9 @@ const campaignId = described(Event.Campaign.fields.id, "The campaign's id, as cr
 const time = (what: string) =>
   `${what}: relative to now ("+10m", "+1h30m") or an RFC 3339 instant ("2026-12-01T15:00:00Z").`
 const duration = (what: string) => `${what}: "30s", "5m", "1h30m" or ISO 8601 ("PT2M").`
-/** A duration as text, with its unit: a bare number would be milliseconds, never what a model means. */
-const Duration = Schema.String.pipe(
-  Schema.filter(
-    (text) => !/^\s*\d+(\.\d+)?\s*$/.test(text) || `give a unit, as in "${text.trim()}s" or "${text.trim()}m"`
-  )
-)
+/** Times and durations as text, checked by the core's grammar before anything runs. */
+const Time = TimeGrammar.TimeText
+const Duration = TimeGrammar.DurationText
 const durationField = (what: string) => Duration.annotations({ jsonSchema: { description: duration(what) } })
 const agents = Schema.Array(Event.Attendee.fields.agent)
 
@@ -118,10 +119,10 @@ const ScheduleEventInput = Schema.Struct({
       description: 'meeting, checkpoint, review, deploy, or custom:<name> (for example "custom:migration").'
     }
   }),
-  at: nullable(Schema.String, time("When it fires (give `at` or `afterEventId`)")),
+  at: nullable(Time, time("When it fires (give `at` or `afterEventId`)")),
   afterEventId: nullable(Event.RelativeStart.fields.eventId, "Fire relative to this event: when it fires."),
   afterOffset: nullable(Duration, duration("With afterEventId: how long after that event fires")),
-  name: nullable(Schema.String, "A short human label."),
+  name: nullable(Event.Event.fields.name.members[0], "A short human label."),
   attendees: described(agents, "Agent ids that must confirm readiness (may include yourself)."),
   quorum: nullable(
     Event.Event.fields.quorum,
@@ -129,18 +130,21 @@ const ScheduleEventInput = Schema.Struct({
   ),
   tMinus: nullable(Duration, duration("Lead time: it fires this long before `at`")),
   maxDeferrals: nullable(Event.Event.fields.maxDeferrals, "How many deferral cascades it allows; default 3."),
-  deadline: nullable(Schema.String, time("No deferral may move it past this instant")),
+  deadline: nullable(Time, time("No deferral may move it past this instant")),
   payloadJson: nullable(Schema.String, "Any JSON value, as JSON text (at most 64 KiB), handed to actions."),
-  webhookUrl: nullable(Schema.String, "POST a signed JSON notice to this URL when it fires."),
+  webhookUrl: nullable(
+    Event.WebhookAction.fields.url,
+    "POST a signed JSON notice to this URL when it fires."
+  ),
   campaignId: nullable(Event.Campaign.fields.id, "Add it to this campaign as it is scheduled.")
 })
 
 const CreateTimerInput = Schema.Struct({
   in: nullable(Duration, duration("Fire this long from now (or give `at`)")),
-  at: nullable(Schema.String, time("When it fires")),
-  name: nullable(Schema.String, "The timer's name."),
+  at: nullable(Time, time("When it fires")),
+  name: nullable(Event.Event.fields.name.members[0], "The timer's name."),
   message: nullable(Schema.String, "A line logged (and seen by watchers) when it fires."),
-  webhookUrl: nullable(Schema.String, "POST a signed JSON notice to this URL when it fires.")
+  webhookUrl: nullable(Event.WebhookAction.fields.url, "POST a signed JSON notice to this URL when it fires.")
 })
 
 const EventIdInput = Schema.Struct({ eventId })
@@ -153,7 +157,7 @@ const DeferInput = Schema.Struct({
 const ListEventsInput = Schema.Struct({
   status: nullable(Event.EventStatus, "Only events in this state; default scheduled."),
   attendingOnly: nullable(Schema.Boolean, "Only events you are an attendee of."),
-  kind: nullable(Schema.String, "Only events of this kind."),
+  kind: nullable(Event.EventKind, "Only events of this kind."),
   campaignId: nullable(Event.Campaign.fields.id, "Only events of this campaign."),
   limit: nullable(
     Schema.Int.pipe(Schema.between(1, MAX_LIST_LIMIT)),
@@ -168,7 +172,7 @@ const CancelInput = Schema.Struct({
 
 const RescheduleInput = Schema.Struct({
   eventId,
-  at: described(Schema.String, time("The new fire time"))
+  at: Time.annotations({ jsonSchema: { description: time("The new fire time") } })
 })
 
 const WaitInput = Schema.Struct({
@@ -244,7 +248,8 @@ const HINTS: Record<string, (error: Record<string, unknown>, agent: string) => s
   ServerUnavailable: () => "The server is shutting down; try again in a little while.",
   RpcClientError: () =>
     "The t-minus server could not be reached; try again in a little while, then tell a human.",
-  UnknownTool: () => "Call one of the tools listed."
+  UnknownTool: () => "Call one of the tools listed.",
+  Cancelled: () => "The call was cancelled before it ended; call it again if it is still needed."
 }
 
 /** A parse failure as one message naming every field that is wrong. */
@@ -333,7 +338,7 @@ interface Definition<A, I> {
   readonly name: string
   readonly description: string
   readonly input: Schema.Schema<A, I>
-  readonly run: (input: A) => Promise<unknown>
+  readonly run: (input: A, signal: AbortSignal | undefined) => Promise<unknown>
 }
 
 /** A definition as a `Tool`: strict schema once, input checked, every failure a result. */
@@ -355,11 +360,11 @@ const build = <A, I>(definition: Definition<A, I>, agent: string): Tool => {
     description: definition.description,
     inputSchema,
     check,
-    call: async (args) => {
+    call: async (args, options) => {
       const decoded = decode(args ?? {})
       if (Either.isLeft(decoded)) return failed(inputFailure(definition.name, decoded.left, agent))
       try {
-        return succeeded(await definition.run(decoded.right))
+        return succeeded(await definition.run(decoded.right, options?.signal))
       } catch (error) {
         return failed(failureOf(error, agent))
       }
@@ -375,6 +380,29 @@ class InvalidField extends Error {
     this.field = field
   }
 }
+
+class Cancelled extends Error {
+  readonly _tag = "Cancelled"
+}
+
+/** `promise`, or a `Cancelled` rejection as soon as `signal` aborts (what it waited for is left to end by itself). */
+const unlessAborted = <A>(promise: Promise<A>, signal: AbortSignal | undefined): Promise<A> => {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(new Cancelled("the caller cancelled the call"))
+  return new Promise<A>((resolve, reject) => {
+    const abort = () => reject(new Cancelled("the caller cancelled the call"))
+    signal.addEventListener("abort", abort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort))
+  })
+}
+
+/** What each organizer-only tool does to the event, for the refusal. */
+const MANAGING = {
+  cancel_event: "cancel it",
+  reschedule_event: "move it",
+  add_to_campaign: "put it in a campaign",
+  link_campaign_events: "make it wait on another event"
+} as const
 
 class NotOrganizer extends Error {
   readonly _tag = "Forbidden"
@@ -421,12 +449,12 @@ export const make = (options: ToolsOptions): ReadonlyArray<Tool> => {
       }))
     }
   }
-  /** Cancel and reschedule: only the organizer's tool set may, on either backend. */
-  const organizing = async (operation: string, id: string) => {
+  /** Only an event's organizer may cancel it, move it, put it in a campaign or make it wait. */
+  const organizing = async (operation: keyof typeof MANAGING, id: string) => {
     const event = await client.get(id)
     if (event.organizer !== agent) {
       throw new NotOrganizer(
-        `${operation}: event ${id} is organized by ${event.organizer}; you act as ${agent} and may not ${operation.replace("_event", "")} it`
+        `${operation}: event ${id} is organized by ${event.organizer}; you act as ${agent}, and only its organizer may ${MANAGING[operation]}`
       )
     }
     return event
@@ -564,12 +592,12 @@ export const make = (options: ToolsOptions): ReadonlyArray<Tool> => {
         "Wait until the event fires, is missed or cancelled, or the timeout passes (default 30s, at most " +
         `${TimeGrammar.formatDuration(maxWaitMs)}). outcome "timeout" means it is still scheduled: call again to keep waiting.`,
       input: WaitInput,
-      run: async (input: typeof WaitInput.Type) => {
+      run: async (input: typeof WaitInput.Type, signal) => {
         const asked = TimeGrammar.parseDuration(input.timeout ?? DEFAULT_WAIT, { field: "timeout" })
         if (Either.isLeft(asked)) throw asked.left
         if (asked.right <= 0) throw new InvalidField("timeout", "timeout: must be more than 0")
         const timeoutMs = Math.min(asked.right, maxWaitMs)
-        const result = await client.waitFor(input.eventId, timeoutMs)
+        const result = await unlessAborted(client.waitFor(input.eventId, timeoutMs), signal)
         return {
           outcome: result.outcome,
           waitedUpToMs: timeoutMs,
@@ -592,19 +620,22 @@ export const make = (options: ToolsOptions): ReadonlyArray<Tool> => {
     {
       name: "add_to_campaign",
       description:
-        "Add an existing event to a campaign (schedule_event with campaignId creates and adds in one step).",
+        "Add an event you organize to a campaign (schedule_event with campaignId creates and adds in one step).",
       input: AddToCampaignInput,
-      run: async (input: typeof AddToCampaignInput.Type) => ({
-        event: view(await client.addToCampaign(input.campaignId, input.eventId))
-      })
+      run: async (input: typeof AddToCampaignInput.Type) => {
+        await organizing("add_to_campaign", input.eventId)
+        return { event: view(await client.addToCampaign(input.campaignId, input.eventId)) }
+      }
     },
     {
       name: "link_campaign_events",
       description:
-        "Make `to` wait for `from` in a campaign: `to` fires only after `from` has fired, and is missed if `from` is missed or cancelled.",
+        "Make `to` (an event you organize) wait for `from` in a campaign: `to` fires only after `from` has fired, and is missed if `from` is missed or cancelled.",
       input: LinkInput,
-      run: async (input: typeof LinkInput.Type) =>
-        campaignView(await client.link(input.campaignId, input.from, input.to))
+      run: async (input: typeof LinkInput.Type) => {
+        await organizing("link_campaign_events", input.to)
+        return campaignView(await client.link(input.campaignId, input.from, input.to))
+      }
     },
     {
       name: "campaign_order",

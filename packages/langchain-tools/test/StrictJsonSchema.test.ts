@@ -46,6 +46,17 @@ describe("the tools' JSON Schemas", () => {
     }
   })
 
+  it("carry every bound inline, with no $ref to lose it", () => {
+    const list = tools.find((t) => t.name === "list_events")!
+    const limit = (list.inputSchema.properties as Record<string, { anyOf: Array<Record<string, unknown>> }>)
+      .limit!
+    assert.include(limit.anyOf[0], { type: "integer", minimum: 1, maximum: 200 })
+    for (const tool of tools) {
+      assert.notInclude(JSON.stringify(tool.inputSchema), "$ref", tool.name)
+      assert.notInclude(JSON.stringify(tool.inputSchema), "$defs", tool.name)
+    }
+  })
+
   it("take what a strict model sends (every field, null for the ones it does not use) and nothing less", () => {
     const ajv = new Ajv({ strict: true })
     const schedule = tools.find((t) => t.name === "schedule_event")!
@@ -93,6 +104,15 @@ describe("the tools' JSON Schemas", () => {
       ],
       [{ ...base, properties: { a: { type: "string", format: "uri" } } }, /format uri is not supported/],
       [{ ...base, properties: { a: { $ref: "#/$defs/Missing" } } }, /does not resolve/],
+      [
+        {
+          ...base,
+          $defs: { Int: { type: "integer" } },
+          properties: { a: { $ref: "#/$defs/Int", minimum: 1 } }
+        },
+        /\$ref cannot have keywords beside it \(minimum\)/
+      ],
+      [{ ...base, properties: { a: { type: "array" } } }, /array must say what its items are/],
       [{ anyOf: [base, base] }, /root must be an object/],
       [{ ...base, properties: { a: {} } }, /says nothing of its type/],
       [
@@ -131,6 +151,13 @@ describe("the tools' JSON Schemas", () => {
     assert.throws(
       () => StrictJsonSchema.make(Schema.Struct({ note: Schema.optional(Schema.String) })),
       /note: an optional field must be nullable/
+    )
+    assert.throws(
+      () =>
+        StrictJsonSchema.make(
+          Schema.Struct({ tags: Schema.Record({ key: Schema.String, value: Schema.String }) })
+        ),
+      /record/
     )
   })
 })

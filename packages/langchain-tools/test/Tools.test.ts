@@ -1,4 +1,6 @@
+import { TMinus } from "@t-minus/core"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import * as Tools from "../src/Tools.ts"
 import { type Backend, call, embedded, failure, ok, remote } from "./backends.ts"
 
 describe.each([
@@ -167,6 +169,44 @@ describe.each([
     assert.deepStrictEqual(after.confirmedBy, [])
   })
 
+  it("campaigns cannot be used to act on another organizer's event", async () => {
+    const bob = await backend.toolsFor("bob")
+    const mallory = await backend.toolsFor("mallory")
+    const campaign = ok(await call(bob, "create_campaign", { name: "bob's" })).campaign
+    const bobs = ok(
+      await call(bob, "schedule_event", {
+        kind: "deploy",
+        at: "+1h",
+        attendees: ["ops"],
+        campaignId: campaign.id
+      })
+    ).event
+    const loose = ok(
+      await call(bob, "schedule_event", { kind: "review", at: "+1h", attendees: ["ops"] })
+    ).event
+    // Mallory's own event in Bob's campaign, cancelled: linking it before Bob's would miss his.
+    const hers = ok(
+      await call(mallory, "schedule_event", {
+        kind: "checkpoint",
+        at: "+1h",
+        attendees: ["m"],
+        campaignId: campaign.id
+      })
+    ).event
+    ok(await call(mallory, "cancel_event", { eventId: hers.id }))
+    const linking = failure(
+      await call(mallory, "link_campaign_events", { campaignId: campaign.id, from: hers.id, to: bobs.id })
+    )
+    assert.strictEqual(linking.error.tag, "Forbidden")
+    assert.match(linking.error.message, /organized by bob/)
+    const adding = failure(
+      await call(mallory, "add_to_campaign", { campaignId: campaign.id, eventId: loose.id })
+    )
+    assert.strictEqual(adding.error.tag, "Forbidden")
+    assert.strictEqual(ok(await call(bob, "get_event", { eventId: bobs.id })).event.status, "scheduled")
+    assert.strictEqual(ok(await call(bob, "get_event", { eventId: loose.id })).event.campaignId, null)
+  })
+
   it("bad arguments come back as results that name the field and say what to do", async () => {
     const lead = await backend.toolsFor("careful")
     const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
@@ -216,6 +256,31 @@ describe.each([
   })
 })
 
+describe("the tools on their own", () => {
+  it("a wait ends when its caller gives up, and never lasts longer than maxWaitMs", async () => {
+    const engine = await TMinus.inMemory({ runner: true })
+    try {
+      const tools = Tools.make({ agent: "w", client: engine, maxWaitMs: 150 })
+      const timer = ok(await call(tools, "create_timer", { in: "1h" })).event
+      const capped = ok(await call(tools, "wait_for_event", { eventId: timer.id, timeout: "10m" }))
+      assert.strictEqual(capped.outcome, "timeout")
+      assert.strictEqual(capped.waitedUpToMs, 150)
+      const wait = tools.find((t) => t.name === "wait_for_event")!
+      assert.match(wait.description, /at most 150ms/)
+      const long = Tools.make({ agent: "w", client: engine }).find((t) => t.name === "wait_for_event")!
+      const controller = new AbortController()
+      const started = performance.now()
+      const pending = long.call({ eventId: timer.id, timeout: "5m" }, { signal: controller.signal })
+      setTimeout(() => controller.abort(), 50)
+      const cancelled = failure(await pending)
+      assert.strictEqual(cancelled.error.tag, "Cancelled")
+      assert.isBelow(performance.now() - started, 5_000)
+    } finally {
+      await engine.close()
+    }
+  })
+})
+
 describe("the tools against a server (remote only)", () => {
   it("a key for another agent cannot be used to act as this one, and an unreachable server is a result", async () => {
     const backend = await remote()
@@ -229,6 +294,17 @@ describe("the tools against a server (remote only)", () => {
       const refused = failure(await call(borrowed, "confirm_readiness", { eventId: event.id }))
       assert.strictEqual(refused.error.tag, "Forbidden")
       assert.match(refused.error.message, /tester can only answer as itself/)
+      // The server checks too: an organizer cannot link another organizer's event to wait on its own.
+      const mallory = await backend.clientFor("mallory")
+      const campaign = await mallory.createCampaign("m")
+      const hers = await mallory.addToCampaign(campaign.id, { kind: "review", at: "+1h", attendees: ["x"] })
+      const owned = await (await backend.clientFor("lead")).addToCampaign(campaign.id, {
+        kind: "deploy",
+        at: "+1h",
+        attendees: ["x"]
+      })
+      const linked = await mallory.link(campaign.id, hers.id, owned.id).catch((error: unknown) => error)
+      assert.strictEqual((linked as { _tag?: string })._tag, "Forbidden")
       await backend.server!.close()
       const gone = failure(await call(lead, "get_event", { eventId: event.id }))
       assert.strictEqual(gone.error.tag, "RpcClientError")

@@ -2,14 +2,18 @@
  * The MCP server, driven by the SDK's own `Client`: over stdio (the real `t-minus mcp` process)
  * and over streamable HTTP (`/mcp` on a real `t-minus-server`).
  */
+import { spawn } from "node:child_process"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js"
+import { TMinus } from "@t-minus/core"
 import { Server } from "@t-minus/rpc-server"
 import { assert, describe, it } from "vitest"
 import { StrictJsonSchema } from "../src/index.ts"
+import { makeServer } from "../src/Mcp.ts"
 import { tempDir } from "./backends.ts"
 
 const bin = fileURLToPath(new URL("../../cli-tui/src/bin.ts", import.meta.url))
@@ -149,6 +153,94 @@ describe("the MCP server", () => {
     }
   }, 60_000)
 
+  it("`t-minus mcp` answers what it read before stdin ended, and stops promptly on SIGTERM", async () => {
+    const dir = tempDir()
+    const session = () => {
+      const child = spawn(process.execPath, [
+        bin,
+        "mcp",
+        "--db",
+        NodePath.join(dir, "raw.db"),
+        "--as",
+        "lead"
+      ])
+      const answers = new Map<number, any>()
+      const waiters = new Map<number, (answer: any) => void>()
+      let buffer = ""
+      child.stdout.on("data", (chunk) => {
+        buffer += chunk
+        for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
+          const message = JSON.parse(buffer.slice(0, end))
+          buffer = buffer.slice(end + 1)
+          answers.set(message.id, message)
+          waiters.get(message.id)?.(message)
+        }
+      })
+      const exited = new Promise<number | null>((resolve) => child.on("close", resolve))
+      let id = 0
+      const send = (method: string, params: unknown) => {
+        const request = { jsonrpc: "2.0", id: ++id, method, params }
+        child.stdin.write(`${JSON.stringify(request)}\n`)
+        return request.id
+      }
+      const answer = (requestId: number) =>
+        answers.has(requestId)
+          ? Promise.resolve(answers.get(requestId))
+          : new Promise<any>((resolve) => waiters.set(requestId, resolve))
+      const tool = async (name: string, args: unknown) =>
+        JSON.parse((await answer(send("tools/call", { name, arguments: args }))).result.content[0].text)
+      const start = async () => {
+        await answer(
+          send("initialize", {
+            protocolVersion: "2025-06-18",
+            capabilities: {},
+            clientInfo: { name: "raw", version: "0" }
+          })
+        )
+        child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`)
+      }
+      return { child, exited, send, answer, tool, start }
+    }
+
+    const piped = session()
+    await piped.start()
+    const timer = (await piped.tool("create_timer", { in: "1s" })).event
+    const waiting = piped.send("tools/call", {
+      name: "wait_for_event",
+      arguments: { eventId: timer.id, timeout: "20s" }
+    })
+    piped.child.stdin.end()
+    const waited = await piped.answer(waiting)
+    assert.strictEqual(JSON.parse(waited.result.content[0].text).outcome, "fired")
+    assert.strictEqual(await piped.exited, 0)
+
+    const stopped = session()
+    await stopped.start()
+    const later = (await stopped.tool("create_timer", { in: "1h" })).event
+    stopped.send("tools/call", { name: "wait_for_event", arguments: { eventId: later.id, timeout: "40s" } })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const signalled = performance.now()
+    stopped.child.kill("SIGTERM")
+    await stopped.exited
+    assert.isBelow(performance.now() - signalled, 8_000, "a wait in flight does not hold the process")
+  }, 60_000)
+
+  it("over MCP a wait is capped below the clients' request timeout", async () => {
+    const engine = await TMinus.inMemory()
+    try {
+      const server = makeServer({ agent: "a", client: engine })
+      const [client, served] = InMemoryTransport.createLinkedPair()
+      await server.connect(served)
+      const mcp = new Client({ name: "t", version: "0" })
+      await mcp.connect(client)
+      const wait = (await mcp.listTools()).tools.find((t) => t.name === "wait_for_event")!
+      assert.match(wait.description ?? "", /at most 50s/)
+      await mcp.close()
+    } finally {
+      await engine.close()
+    }
+  })
+
   it("`t-minus mcp` without --as is a usage error", async () => {
     const { spawnSync } = await import("node:child_process")
     const run = spawnSync(process.execPath, [bin, "mcp", "--db", NodePath.join(tempDir(), "x.db")], {
@@ -208,6 +300,17 @@ describe("the MCP server", () => {
       assert.strictEqual(wrongKey.status, 401)
       const get = await fetch(`${server.url}/mcp`, { headers: { authorization: `Bearer ${key}` } })
       assert.strictEqual(get.status, 405)
+      const huge = await fetch(`${server.url}/mcp`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/list",
+          params: { pad: "x".repeat(2_000_000) }
+        })
+      })
+      assert.strictEqual(huge.status, 413)
     } finally {
       await server.close()
     }

@@ -5,7 +5,8 @@
  * The tools act as the API key's principal (with `--no-auth`, as the agent named by the
  * `x-t-minus-agent` header or the `agent` query parameter). They call this server's own RPC
  * over loopback HTTP with the request's key, so an MCP call passes the same authentication,
- * roles, quotas, metrics and access log as any other client's call.
+ * roles, quotas, metrics and access log as any other client's call. The loopback client lives as
+ * long as the request: a client that goes away ends its calls (a `wait_for_event`, say).
  *
  * @since 0.1.0
  */
@@ -28,12 +29,7 @@ export interface Options {
 /** @since 0.1.0 */
 export interface Route {
   readonly handle: (request: Http.IncomingMessage, response: Http.ServerResponse) => void
-  /** Closes the loopback clients. */
-  readonly close: () => Promise<void>
 }
-
-/** How many loopback clients (one per API key) are kept open. */
-const MAX_CLIENTS = 64
 
 /** Whether a request is for this route. @since 0.1.0 */
 export const matches = (request: Http.IncomingMessage): boolean => {
@@ -44,7 +40,9 @@ export const matches = (request: Http.IncomingMessage): boolean => {
 const refuse = (response: Http.ServerResponse, status: number, code: number, message: string) => {
   response.writeHead(status, {
     "content-type": "application/json",
-    ...(status === 401 ? { "www-authenticate": 'Bearer realm="t-minus"' } : {})
+    ...(status === 401 ? { "www-authenticate": 'Bearer realm="t-minus"' } : {}),
+    // A body left unread (too large): the connection closes rather than take the rest.
+    ...(status === 413 ? { connection: "close" } : {})
   })
   response.end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }))
 }
@@ -60,17 +58,19 @@ const bearer = (request: Http.IncomingMessage): string | undefined => {
 const readJson = (request: Http.IncomingMessage, limit: number) =>
   new Promise<{ readonly value: unknown } | { readonly problem: string; readonly status: number }>(
     (resolve) => {
+      const tooLarge = { problem: `bodies are limited to ${limit} bytes`, status: 413 }
+      if (Number(request.headers["content-length"]) > limit) return resolve(tooLarge)
       const chunks: Array<Buffer> = []
       let size = 0
       request.on("data", (chunk: Buffer) => {
+        if (size > limit) return
         size += chunk.length
-        if (size > limit) {
-          resolve({ problem: `bodies are limited to ${limit} bytes`, status: 413 })
-          request.destroy()
-        } else chunks.push(chunk)
+        if (size > limit) resolve(tooLarge)
+        else chunks.push(chunk)
       })
       request.on("error", () => resolve({ problem: "the request failed", status: 400 }))
       request.on("end", () => {
+        if (size > limit) return
         const text = Buffer.concat(chunks).toString("utf8")
         if (text.trim() === "") return resolve({ value: null })
         try {
@@ -88,31 +88,6 @@ const readJson = (request: Http.IncomingMessage, limit: number) =>
  * @since 0.1.0
  */
 export const make = (options: Options): Route => {
-  const clients = new Map<string, Promise<TMinusClient>>()
-  const clientFor = (key: string | undefined) => {
-    const id = key ?? ""
-    let client = clients.get(id)
-    if (client === undefined) {
-      client = TMinusClient.connect({
-        url: options.url(),
-        protocol: "http",
-        ...(key === undefined ? {} : { apiKey: key })
-      })
-      client.catch(() => clients.delete(id))
-      clients.set(id, client)
-      if (clients.size > MAX_CLIENTS) {
-        const [oldest, evicted] = clients.entries().next().value as [string, Promise<TMinusClient>]
-        clients.delete(oldest)
-        void evicted.then((c) => c.close()).catch(() => undefined)
-      }
-    } else {
-      // Most recently used last: the map's order is the eviction order.
-      clients.delete(id)
-      clients.set(id, client)
-    }
-    return client
-  }
-
   const serve = async (request: Http.IncomingMessage, response: Http.ServerResponse) => {
     if (options.draining()) return refuse(response, 503, -32000, "the server is shutting down")
     const url = new URL(request.url ?? "/mcp", "http://localhost")
@@ -140,21 +115,21 @@ export const make = (options: Options): Route => {
     }
     const body = request.method === "POST" ? await readJson(request, options.limit) : { value: undefined }
     if ("problem" in body) return refuse(response, body.status, -32700, body.problem)
-    const client = await clientFor(key)
+    const client = TMinusClient.make({
+      url: options.url(),
+      protocol: "http",
+      ...(key === undefined ? {} : { apiKey: key })
+    })
+    response.once("close", () => void client.close())
     await Mcp.handleHttp({ agent, client }, request, response, body.value)
   }
 
   return {
     handle: (request, response) => {
       serve(request, response).catch((error: unknown) => {
-        if (!response.headersSent) refuse(response, 502, -32603, `t-minus: ${String(error)}`)
+        if (!response.headersSent) refuse(response, 500, -32603, `t-minus: ${String(error)}`)
         else response.destroy()
       })
-    },
-    close: async () => {
-      const open = [...clients.values()]
-      clients.clear()
-      await Promise.all(open.map((client) => client.then((c) => c.close()).catch(() => undefined)))
     }
   }
 }

@@ -530,19 +530,21 @@ const rpcRoutes = (state: State, options: ServerOptions, node: NodeServer) => {
   return Layer.mergeAll(serve(http), serve(websocket))
 }
 
+/** A listening address as the host of a URL this process can reach (any-address → loopback). */
+const urlHost = (host: string): string =>
+  host === "0.0.0.0" || host === ""
+    ? "127.0.0.1"
+    : host === "::"
+      ? "[::1]"
+      : host.includes(":")
+        ? `[${host}]`
+        : host
+
 /** A URL of this server that the process itself can reach. */
 const loopbackUrl = (node: NodeServer): string => {
   const address = node.address()
   if (address === null || typeof address === "string") throw new Error("the server is not listening on TCP")
-  const host =
-    address.address === "0.0.0.0" || address.address === ""
-      ? "127.0.0.1"
-      : address.address === "::"
-        ? "[::1]"
-        : address.family === "IPv6"
-          ? `[${address.address}]`
-          : address.address
-  return `http://${host}:${address.port}`
+  return `http://${urlHost(address.address)}:${address.port}`
 }
 
 /** `/mcp`: the agent tools over MCP, calling this server's RPC as the request's key. */
@@ -562,7 +564,6 @@ const mcpRoute = (state: State, options: ServerOptions, node: NodeServer) =>
         draining: () => state.draining
       })
       yield* node.install("mcp", route.handle)
-      yield* Effect.addFinalizer(() => Effect.promise(route.close))
     })
   )
 
@@ -740,7 +741,7 @@ export interface Started {
 
 /**
  * Starts a server in this process (port 0 picks a free one), for programs that embed one and for
- * tests.
+ * tests. `createKey` writes to the database file (`db`); with `:memory:` there is none to share.
  *
  * @since 0.1.0
  */
@@ -752,9 +753,8 @@ export const start = async (options: ServerOptions = {}): Promise<Started> => {
     const keys = await Effect.runPromise(
       Scope.extend(Keys.makeSqlite(options.db ?? Sqlite.DEFAULT_FILENAME), scope)
     )
-    const host = address.hostname === "0.0.0.0" ? "127.0.0.1" : address.hostname
     return {
-      url: `http://${host}:${address.port}`,
+      url: `http://${urlHost(address.hostname)}:${address.port}`,
       createKey: (tenant, principal, role) =>
         Effect.runPromise(Effect.map(keys.create({ tenant, principal, role }), (created) => created.key)),
       close: () => Effect.runPromise(Scope.close(scope, Exit.void))
