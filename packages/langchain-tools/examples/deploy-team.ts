@@ -235,8 +235,15 @@ const main = async () => {
     const started = Date.now()
     const { eventId } = await deployTeam({
       clientFor: async () => client,
+      // The tools' schemas are made for strict function calling: ask OpenAI models to use it.
       modelFor:
-        spec === undefined ? undefined : async () => (await initChatModel(spec)) as unknown as BaseChatModel,
+        spec === undefined
+          ? undefined
+          : async () =>
+              (await initChatModel(
+                spec,
+                spec.startsWith("openai:") ? { supportsStrictToolCalling: true } : {}
+              )) as unknown as BaseChatModel,
       log: (line) => console.log(`${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s  ${line}`)
     })
     const history = await client.history(eventId)
