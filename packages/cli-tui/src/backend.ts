@@ -6,33 +6,11 @@
  *
  * @since 0.1.0
  */
-import { type Event as Ev, TMinus } from "@t-minus/core"
+import { type Event as Ev, type Operations, TMinus } from "@t-minus/core"
 import { TMinusClient } from "@t-minus/core/client"
 
-/** The operations the commands use, as `TMinus` and `TMinusClient` both have them. @since 0.1.0 */
-export type Api = Pick<
-  TMinus,
-  | "schedule"
-  | "scheduleTimer"
-  | "confirm"
-  | "defer"
-  | "decline"
-  | "cancel"
-  | "reschedule"
-  | "get"
-  | "list"
-  | "history"
-  | "tick"
-  | "cleanup"
-  | "createCampaign"
-  | "addToCampaign"
-  | "link"
-  | "executionOrder"
-  | "getCampaign"
-  | "listCampaigns"
-  | "waitFor"
-  | "close"
-> & {
+/** The operations the commands use: what `TMinus` and `TMinusClient` share, and `watch`. @since 0.1.0 */
+export type Api = Operations & {
   /** Every transition from now on; `onError` hears a lost stream (remote). */
   readonly watch: (
     listener: (transition: Ev.Transition) => void,

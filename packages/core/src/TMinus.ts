@@ -78,6 +78,39 @@ const clockFrom = (now: () => number): Clock.Clock => {
 }
 
 /**
+ * The operations `TMinus` (embedded) and `TMinusClient` (remote) share, with the same names and
+ * errors: code written against it runs on either.
+ *
+ * @since 0.1.0
+ */
+export type Operations = Pick<
+  TMinus,
+  | "schedule"
+  | "scheduleMany"
+  | "scheduleTimer"
+  | "confirm"
+  | "defer"
+  | "decline"
+  | "cancel"
+  | "reschedule"
+  | "get"
+  | "list"
+  | "history"
+  | "tick"
+  | "cleanup"
+  | "createCampaign"
+  | "addToCampaign"
+  | "link"
+  | "executionOrder"
+  | "getCampaign"
+  | "listCampaigns"
+  | "listActions"
+  | "retryAction"
+  | "waitFor"
+  | "close"
+>
+
+/**
  * A t-minus engine with async methods. Create one with `TMinus.open`, `TMinus.inMemory` or
  * `TMinus.fromLayer`; `close` releases the database.
  *

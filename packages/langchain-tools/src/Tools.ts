@@ -10,36 +10,19 @@
  *
  * @since 0.1.0
  */
-import { Event, type Lifecycle, TimeGrammar, type TMinus } from "@t-minus/core"
+import { Event, type Lifecycle, type Operations, TimeGrammar } from "@t-minus/core"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as StrictJsonSchema from "./StrictJsonSchema.ts"
 
 /**
- * What the tools need of t-minus: the methods `TMinus` (embedded; open it with `runner: true` so
- * events fire and `wait_for_event` works) and `TMinusClient` (remote) share.
+ * Where the tools act: a `TMinus` engine (open it with `runner: true` so events fire and
+ * `wait_for_event` works) or a `TMinusClient`.
  *
  * @since 0.1.0
  */
-export type Backend = Pick<
-  TMinus,
-  | "schedule"
-  | "scheduleTimer"
-  | "confirm"
-  | "defer"
-  | "decline"
-  | "cancel"
-  | "reschedule"
-  | "get"
-  | "list"
-  | "waitFor"
-  | "createCampaign"
-  | "addToCampaign"
-  | "link"
-  | "executionOrder"
-  | "getCampaign"
->
+export type Backend = Operations
 
 /** @since 0.1.0 */
 export interface ToolsOptions {

@@ -1,24 +1,13 @@
 import { TMinus } from "@t-minus/core"
-import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { assert, describe, it } from "vitest"
 import * as Tools from "../src/Tools.ts"
-import { type Backend, call, embedded, failure, ok, remote } from "./backends.ts"
+import { call, eachBackend, failure, ok, remote } from "./backends.ts"
 
-describe.each([
-  ["embedded", embedded],
-  ["remote", remote]
-] as const)("the tools (%s)", (_name, open) => {
-  let backend: Backend
-  beforeAll(async () => {
-    backend = await open()
-  })
-  afterAll(async () => {
-    await backend.close()
-  })
-
+eachBackend("the tools (%s)", (backend) => {
   it("schedule, respond, follow, reschedule, cancel and wait, answering JSON a model can read", async () => {
-    const lead = await backend.toolsFor("lead")
-    const builder = await backend.toolsFor("builder", { role: "agent" })
-    const tester = await backend.toolsFor("tester", { role: "agent" })
+    const lead = await backend().toolsFor("lead")
+    const builder = await backend().toolsFor("builder", { role: "agent" })
+    const tester = await backend().toolsFor("tester", { role: "agent" })
     const scheduled = ok(
       await call(lead, "schedule_event", {
         kind: "deploy",
@@ -66,7 +55,7 @@ describe.each([
   })
 
   it("timers fire by themselves; wait_for_event sees it, or times out with the event as it stands", async () => {
-    const lead = await backend.toolsFor("timekeeper")
+    const lead = await backend().toolsFor("timekeeper")
     const timer = ok(
       await call(lead, "create_timer", { in: "300ms", name: "tea", message: "tea is ready" })
     ).event
@@ -85,7 +74,7 @@ describe.each([
   })
 
   it("builds campaigns: create, schedule into, add, link, order", async () => {
-    const lead = await backend.toolsFor("planner")
+    const lead = await backend().toolsFor("planner")
     const campaign = ok(await call(lead, "create_campaign", { name: "release" })).campaign
     const build = ok(
       await call(lead, "schedule_event", {
@@ -129,8 +118,8 @@ describe.each([
   })
 
   it("acts only as its own agent: no agent field, no responses for others, no cancelling others' events", async () => {
-    const lead = await backend.toolsFor("owner")
-    const intruder = await backend.toolsFor("intruder")
+    const lead = await backend().toolsFor("owner")
+    const intruder = await backend().toolsFor("intruder")
     const event = ok(
       await call(lead, "schedule_event", { kind: "review", at: "+1h", attendees: ["alice", "bob"] })
     ).event
@@ -170,8 +159,8 @@ describe.each([
   })
 
   it("campaigns cannot be used to act on another organizer's event", async () => {
-    const bob = await backend.toolsFor("bob")
-    const mallory = await backend.toolsFor("mallory")
+    const bob = await backend().toolsFor("bob")
+    const mallory = await backend().toolsFor("mallory")
     const campaign = ok(await call(bob, "create_campaign", { name: "bob's" })).campaign
     const bobs = ok(
       await call(bob, "schedule_event", {
@@ -208,7 +197,7 @@ describe.each([
   })
 
   it("bad arguments come back as results that name the field and say what to do", async () => {
-    const lead = await backend.toolsFor("careful")
+    const lead = await backend().toolsFor("careful")
     const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
       ["schedule_event", { kind: "deploy", at: "+1h", attendees: ["a"], quorum: 1.5 }, "quorum", /integer/],
       ["schedule_event", { kind: "party", at: "+1h", attendees: [] }, "kind", /custom:<name>/],
@@ -245,7 +234,7 @@ describe.each([
   })
 
   it("an ended event says how it ended", async () => {
-    const lead = await backend.toolsFor("closer")
+    const lead = await backend().toolsFor("closer")
     const event = ok(
       await call(lead, "schedule_event", { kind: "meeting", at: "+1h", attendees: ["closer"] })
     ).event

@@ -4,31 +4,20 @@
  */
 import { ToolMessage } from "@langchain/core/messages"
 import { createAgent } from "langchain"
-import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { assert, it } from "vitest"
 import { ATTENDEES, deployTeam, ORGANIZER, scripted } from "../examples/deploy-team.ts"
 import { createTMinusTools } from "../src/index.ts"
-import { type Backend, embedded, remote } from "./backends.ts"
+import { eachBackend } from "./backends.ts"
 
 const toolMessages = (messages: ReadonlyArray<unknown>) =>
   messages.filter((m): m is ToolMessage => ToolMessage.isInstance(m))
 
-describe.each([
-  ["embedded", embedded],
-  ["remote", remote]
-] as const)("agent loops (%s)", (_name, open) => {
-  let backend: Backend
-  beforeAll(async () => {
-    backend = await open()
-  })
-  afterAll(async () => {
-    await backend.close()
-  })
-
+eachBackend("agent loops (%s)", (backend) => {
   it("three agents confirm, one defers first: the countdown extends and the deploy fires after the cascade", async () => {
     const { eventId, conversations } = await deployTeam({
-      clientFor: (agent) => backend.clientFor(agent, { role: agent === ORGANIZER ? "organizer" : "agent" })
+      clientFor: (agent) => backend().clientFor(agent, { role: agent === ORGANIZER ? "organizer" : "agent" })
     })
-    const client = await backend.clientFor("observer", { role: "viewer" })
+    const client = await backend().clientFor("observer", { role: "viewer" })
     const event = await client.get(eventId)
     assert.strictEqual(event.status, "fired")
     assert.strictEqual(event.organizer, ORGANIZER)
@@ -66,7 +55,7 @@ describe.each([
   }, 30_000)
 
   it("impersonation fails and bad arguments come back as tool messages the model can act on", async () => {
-    const lead = createTMinusTools({ agent: "lead", client: await backend.clientFor("lead") })
+    const lead = createTMinusTools({ agent: "lead", client: await backend().clientFor("lead") })
     const schedule = lead.find((t) => t.name === "schedule_event")!
     const scheduled = JSON.parse(
       String(await schedule.invoke({ kind: "review", at: "+1h", attendees: ["builder", "reviewer"] }))
@@ -87,7 +76,7 @@ describe.each([
       model,
       tools: createTMinusTools({
         agent: "builder",
-        client: await backend.clientFor("builder", { role: "agent" })
+        client: await backend().clientFor("builder", { role: "agent" })
       })
     })
     const state = await agent.invoke({
@@ -112,7 +101,7 @@ describe.each([
     assert.strictEqual(rescheduling.error.field, "at")
     assert.match(rescheduling.error.message, /at: is missing/)
     assert.strictEqual(state.messages.at(-1)?.content, "giving up")
-    const event = await (await backend.clientFor("observer", { role: "viewer" })).get(eventId)
+    const event = await (await backend().clientFor("observer", { role: "viewer" })).get(eventId)
     assert.strictEqual(event.status, "scheduled")
     assert.deepStrictEqual(
       event.attendees.map((a) => a.status),
@@ -121,7 +110,7 @@ describe.each([
   }, 30_000)
 
   it("a model that leaves optional fields out (not strict) still gets through LangChain's own check", async () => {
-    const [confirm] = createTMinusTools({ agent: "solo", client: await backend.clientFor("solo") }).filter(
+    const [confirm] = createTMinusTools({ agent: "solo", client: await backend().clientFor("solo") }).filter(
       (t) => t.name === "create_timer"
     )
     const result = await confirm!.invoke({

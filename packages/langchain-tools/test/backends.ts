@@ -5,6 +5,7 @@ import * as NodePath from "node:path"
 import { type Access, TMinus } from "@t-minus/core"
 import { TMinusClient } from "@t-minus/core/client"
 import { Server } from "@t-minus/rpc-server"
+import { afterAll, beforeAll, describe } from "vitest"
 import * as Tools from "../src/Tools.ts"
 
 export const tempDir = () => Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "t-minus-tools-"))
@@ -80,3 +81,19 @@ export const failure = (result: Tools.ToolResult): { error: any; hint: string } 
   if (result.ok) throw new Error(`expected a failure, got ${result.text}`)
   return result.data as { error: any; hint: string }
 }
+
+/** Declares `body`'s tests once per backend, each backend open for the whole block. */
+export const eachBackend = (title: string, body: (backend: () => Backend) => void) =>
+  describe.each([
+    ["embedded", embedded],
+    ["remote", remote]
+  ] as const)(title, (_name, open) => {
+    let backend: Backend
+    beforeAll(async () => {
+      backend = await open()
+    })
+    afterAll(async () => {
+      await backend.close()
+    })
+    body(() => backend)
+  })

@@ -59,6 +59,7 @@ Config file (every key optional; unknown keys are refused):
 Endpoints on the one port:
   POST /rpc      the RPC contract over streaming HTTP (application/ndjson)
   GET  /ws       the same over a WebSocket (JSON frames)
+  POST /mcp      the agent tools over MCP (streamable HTTP), as the API key's principal
   GET  /healthz  200 while the process serves
   GET  /readyz   200 when the store answers; 503 with the reason when not, or while shutting down
   GET  /metrics  Prometheus text: fire lateness, transitions, action outcomes, RPC latency, quotas
