@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { type Event as Ev, Lifecycle } from "@t-minus/core"
+import { type Event as Ev, Lifecycle, TimeGrammar } from "@t-minus/core"
 import stringWidth from "string-width"
 
 type Attendee = Ev.Attendee
@@ -60,25 +60,10 @@ export const colorFor = (
   return isTTY === true
 }
 
-const two = (n: number) => String(n).padStart(2, "0")
+const _two = (n: number) => String(n).padStart(2, "0")
 
-/**
- * A countdown to `fireAt` from `now`: `T-01:02:03`, with days when longer (`T-2d 01:02:03`), and
- * `T+00:00:05` once the instant has passed.
- *
- * @since 0.1.0
- */
-export const countdown = (fireAt: number, now: number): string => {
-  const left = fireAt - now
-  const sign = left > 0 ? "-" : left < 0 ? "+" : "-"
-  // Whole seconds left, rounded up: a countdown shows T-00:00:01 until the instant itself.
-  const total = left >= 0 ? Math.ceil(left / 1000) : Math.floor(-left / 1000)
-  const days = Math.floor(total / 86_400)
-  const h = Math.floor((total % 86_400) / 3_600)
-  const m = Math.floor((total % 3_600) / 60)
-  const s = total % 60
-  return `T${sign}${days > 0 ? `${days}d ` : ""}${two(h)}:${two(m)}:${two(s)}`
-}
+/** `T-01:02:03` (`TimeGrammar.countdown`). @since 0.1.0 */
+export const countdown = TimeGrammar.countdown
 
 /** `12m`, `1h30m`, `2d`: a duration in its two largest units. @since 0.1.0 */
 export const shortDuration = (ms: number): string => {
