@@ -21974,7 +21974,7 @@ var require_core = __commonJS({
     exports.isDebug = isDebug;
     exports.debug = debug;
     exports.error = error;
-    exports.warning = warning;
+    exports.warning = warning2;
     exports.notice = notice;
     exports.info = info2;
     exports.startGroup = startGroup;
@@ -22067,7 +22067,7 @@ Support boolean input list: \`true | True | TRUE | false | False | FALSE\``);
     function error(message, properties = {}) {
       (0, command_1.issueCommand)("error", (0, utils_1.toCommandProperties)(properties), message instanceof Error ? message.toString() : message);
     }
-    function warning(message, properties = {}) {
+    function warning2(message, properties = {}) {
       (0, command_1.issueCommand)("warning", (0, utils_1.toCommandProperties)(properties), message instanceof Error ? message.toString() : message);
     }
     function notice(message, properties = {}) {
@@ -24928,9 +24928,9 @@ var init_hashSet = __esm({
       return self;
     };
     mutate = /* @__PURE__ */ dual(2, (self, f) => {
-      const transient = beginMutation2(self);
-      f(transient);
-      return endMutation2(transient);
+      const transient2 = beginMutation2(self);
+      f(transient2);
+      return endMutation2(transient2);
     });
     add3 = /* @__PURE__ */ dual(2, (self, value2) => self._keyMap._editable ? (set(value2, true)(self._keyMap), self) : makeImpl2(set(value2, true)(self._keyMap)));
     remove3 = /* @__PURE__ */ dual(2, (self, value2) => self._keyMap._editable ? (remove2(value2)(self._keyMap), self) : makeImpl2(remove2(value2)(self._keyMap)));
@@ -28568,12 +28568,12 @@ var init_configProvider = __esm({
       load: (path, config, split2 = true) => options3.load(path, config, split2),
       enumerateChildren: options3.enumerateChildren
     });
-    fromFlat = (flat) => make21({
-      load: (config) => flatMap8(fromFlatLoop(flat, empty4(), config, false), (chunk2) => match2(head(chunk2), {
+    fromFlat = (flat2) => make21({
+      load: (config) => flatMap8(fromFlatLoop(flat2, empty4(), config, false), (chunk2) => match2(head(chunk2), {
         onNone: () => fail2(MissingData(empty4(), `Expected a single value having structure: ${config}`)),
         onSome: succeed
       })),
-      flattened: flat
+      flattened: flat2
     });
     fromEnv = (options3) => {
       const {
@@ -28642,37 +28642,37 @@ var init_configProvider = __esm({
       unsupportedCase: (_, path) => Unsupported(path, "<redacted>")
     };
     redactConfigError = (error) => reduceWithContext3(error, void 0, RedactedConfigErrorReducer);
-    fromFlatLoop = (flat, prefix, config, split2) => {
+    fromFlatLoop = (flat2, prefix, config, split2) => {
       const op = config;
       switch (op._tag) {
         case OP_CONSTANT: {
           return succeed(of(op.value));
         }
         case OP_DESCRIBED: {
-          return suspend(() => fromFlatLoop(flat, prefix, op.config, split2));
+          return suspend(() => fromFlatLoop(flat2, prefix, op.config, split2));
         }
         case OP_FAIL2: {
           return fail2(MissingData(prefix, op.message));
         }
         case OP_FALLBACK: {
-          return pipe(suspend(() => fromFlatLoop(flat, prefix, op.first, split2)), catchAll((error1) => {
+          return pipe(suspend(() => fromFlatLoop(flat2, prefix, op.first, split2)), catchAll((error1) => {
             if (op.condition(error1)) {
-              return pipe(fromFlatLoop(flat, prefix, op.second, split2), catchAll((error2) => fail2(Or(error1, error2))));
+              return pipe(fromFlatLoop(flat2, prefix, op.second, split2), catchAll((error2) => fail2(Or(error1, error2))));
             }
             return fail2(error1);
           }));
         }
         case OP_LAZY: {
-          return suspend(() => fromFlatLoop(flat, prefix, op.config(), split2));
+          return suspend(() => fromFlatLoop(flat2, prefix, op.config(), split2));
         }
         case OP_MAP_OR_FAIL: {
-          return suspend(() => pipe(fromFlatLoop(flat, prefix, op.original, split2), flatMap8(forEachSequential((a) => pipe(op.mapOrFail(a), mapError(prefixed(appendConfigPath(prefix, op.original))))))));
+          return suspend(() => pipe(fromFlatLoop(flat2, prefix, op.original, split2), flatMap8(forEachSequential((a) => pipe(op.mapOrFail(a), mapError(prefixed(appendConfigPath(prefix, op.original))))))));
         }
         case OP_NESTED: {
-          return suspend(() => fromFlatLoop(flat, concat(prefix, of(op.name)), op.config, split2));
+          return suspend(() => fromFlatLoop(flat2, concat(prefix, of(op.name)), op.config, split2));
         }
         case OP_PRIMITIVE: {
-          return pipe(patch5(prefix, flat.patch), flatMap8((prefix2) => pipe(flat.load(prefix2, op, split2), flatMap8((values3) => {
+          return pipe(patch5(prefix, flat2.patch), flatMap8((prefix2) => pipe(flat2.load(prefix2, op, split2), flatMap8((values3) => {
             if (values3.length === 0) {
               const name = pipe(last(prefix2), getOrElse2(() => "<n/a>"));
               return fail2(MissingData([], `Expected ${op.description} with name ${name}`));
@@ -28681,14 +28681,14 @@ var init_configProvider = __esm({
           }))));
         }
         case OP_REDACTED: {
-          return suspend(() => pipe(fromFlatLoop(flat, prefix, op.original, split2), mapError(redactConfigError), map11(map4(op.redact))));
+          return suspend(() => pipe(fromFlatLoop(flat2, prefix, op.original, split2), mapError(redactConfigError), map11(map4(op.redact))));
         }
         case OP_SEQUENCE: {
-          return pipe(patch5(prefix, flat.patch), flatMap8((patchedPrefix) => pipe(flat.enumerateChildren(patchedPrefix), flatMap8(indicesFrom), flatMap8((indices) => {
+          return pipe(patch5(prefix, flat2.patch), flatMap8((patchedPrefix) => pipe(flat2.enumerateChildren(patchedPrefix), flatMap8(indicesFrom), flatMap8((indices) => {
             if (indices.length === 0) {
-              return suspend(() => map11(fromFlatLoop(flat, prefix, op.config, true), of));
+              return suspend(() => map11(fromFlatLoop(flat2, prefix, op.config, true), of));
             }
-            return pipe(forEachSequential(indices, (index) => fromFlatLoop(flat, append(prefix, `[${index}]`), op.config, true)), map11((chunkChunk) => {
+            return pipe(forEachSequential(indices, (index) => fromFlatLoop(flat2, append(prefix, `[${index}]`), op.config, true)), map11((chunkChunk) => {
               const flattened = flatten(chunkChunk);
               if (flattened.length === 0) {
                 return of(empty4());
@@ -28698,8 +28698,8 @@ var init_configProvider = __esm({
           }))));
         }
         case OP_HASHMAP: {
-          return suspend(() => pipe(patch5(prefix, flat.patch), flatMap8((prefix2) => pipe(flat.enumerateChildren(prefix2), flatMap8((keys6) => {
-            return pipe(keys6, forEachSequential((key) => fromFlatLoop(flat, concat(prefix2, of(key)), op.valueConfig, split2)), map11((matrix) => {
+          return suspend(() => pipe(patch5(prefix, flat2.patch), flatMap8((prefix2) => pipe(flat2.enumerateChildren(prefix2), flatMap8((keys6) => {
+            return pipe(keys6, forEachSequential((key) => fromFlatLoop(flat2, concat(prefix2, of(key)), op.valueConfig, split2)), map11((matrix) => {
               if (matrix.length === 0) {
                 return of(empty10());
               }
@@ -28708,7 +28708,7 @@ var init_configProvider = __esm({
           })))));
         }
         case OP_ZIP_WITH: {
-          return suspend(() => pipe(fromFlatLoop(flat, prefix, op.left, split2), either2, flatMap8((left3) => pipe(fromFlatLoop(flat, prefix, op.right, split2), either2, flatMap8((right3) => {
+          return suspend(() => pipe(fromFlatLoop(flat2, prefix, op.left, split2), either2, flatMap8((left3) => pipe(fromFlatLoop(flat2, prefix, op.right, split2), either2, flatMap8((right3) => {
             if (isLeft2(left3) && isLeft2(right3)) {
               return fail2(And(left3.left, right3.left));
             }
@@ -29153,9 +29153,9 @@ var init_redacted = __esm({
     };
     isRedacted = (u) => hasProperty(u, RedactedTypeId);
     make24 = (value2) => {
-      const redacted = Object.create(proto3);
-      redactedRegistry.set(redacted, value2);
-      return redacted;
+      const redacted2 = Object.create(proto3);
+      redactedRegistry.set(redacted2, value2);
+      return redacted2;
     };
   }
 });
@@ -33601,8 +33601,8 @@ var init_fiberRuntime = __esm({
           map22.set(entry.request, entry);
         }
       }
-      const flat = arr.flat();
-      return fiberRefLocally(invokeWithInterrupt(dataSource.runAll(arr), flat, () => flat.forEach((entry) => {
+      const flat2 = arr.flat();
+      return fiberRefLocally(invokeWithInterrupt(dataSource.runAll(arr), flat2, () => flat2.forEach((entry) => {
         entry.listeners.interrupted = true;
       })), currentRequestMap, map22);
     }, false, false));
@@ -45026,6 +45026,36 @@ var init_HttpClientRequest = __esm({
 });
 
 // ../core/src/Event.ts
+var Event_exports = {};
+__export(Event_exports, {
+  Action: () => Action,
+  ActionTransition: () => ActionTransition,
+  Attendee: () => Attendee,
+  BUILTIN_KINDS: () => BUILTIN_KINDS,
+  Campaign: () => Campaign,
+  CatchUpPolicy: () => CatchUpPolicy,
+  CommandAction: () => CommandAction,
+  DEFAULT_TENANT: () => DEFAULT_TENANT,
+  DeliveryStatus: () => DeliveryStatus,
+  Event: () => Event2,
+  EventActions: () => EventActions,
+  EventKind: () => EventKind,
+  EventStatus: () => EventStatus,
+  FileWriteAction: () => FileWriteAction,
+  HistoryEntry: () => HistoryEntry,
+  HistoryType: () => HistoryType,
+  LogAction: () => LogAction,
+  MisfirePolicy: () => MisfirePolicy,
+  QueuedAction: () => QueuedAction,
+  Recurrence: () => Recurrence,
+  RelativeStart: () => RelativeStart,
+  ResponseStatus: () => ResponseStatus,
+  TickResult: () => TickResult,
+  Transition: () => Transition,
+  WaitResult: () => WaitResult,
+  WebhookAction: () => WebhookAction,
+  isEventKind: () => isEventKind
+});
 var DEFAULT_TENANT, BUILTIN_KINDS, isEventKind, EventKind, EventStatus, ResponseStatus, Attendee, WebhookAction, CommandAction, FileWriteAction, LogAction, Action, EventActions, RelativeStart, MisfirePolicy, CatchUpPolicy, Recurrence, Event2, HistoryType, HistoryEntry, Transition, ActionTransition, DeliveryStatus, QueuedAction, TickResult, WaitResult, Campaign;
 var init_Event = __esm({
   "../core/src/Event.ts"() {
@@ -45742,7 +45772,44 @@ var init_TimeGrammar = __esm({
 });
 
 // ../core/src/Lifecycle.ts
-var MAX_PAYLOAD_BYTES, DEFAULT_MAX_DEFERRALS, DEFAULT_MISFIRE_GRACE_MS, DEFAULT_ORGANIZER, ENGINE_ACTOR, invalid, durationMs, checkAgents, isJsonValue, utf8Length, checkPayload, decodeAction, isWebhookSecret, checkAction, NO_ACTIONS, checkActions, checkFireAt, parseAfter, CATCH_UP, firstOccurrence, MAX_CATCH_UP_OCCURRENCES, MAX_SKIPPED_COUNTED, countSlots, catchUpAll, nextSlot, nextOccurrence, buildEvent, timerIn, timerRequest, countWith, confirmedCount, quorumMet, quorumReachable, nextDueAt, withDueAt, touch, historyEntry, requireScheduled, respond, readyAt, decide, applyStep, missEvent, cancel, reschedule, release, doom, queuedActions, byFireTime;
+var Lifecycle_exports = {};
+__export(Lifecycle_exports, {
+  DEFAULT_MAX_DEFERRALS: () => DEFAULT_MAX_DEFERRALS,
+  DEFAULT_MISFIRE_GRACE_MS: () => DEFAULT_MISFIRE_GRACE_MS,
+  DEFAULT_ORGANIZER: () => DEFAULT_ORGANIZER,
+  ENGINE_ACTOR: () => ENGINE_ACTOR,
+  MAX_CATCH_UP_OCCURRENCES: () => MAX_CATCH_UP_OCCURRENCES,
+  MAX_PAYLOAD_BYTES: () => MAX_PAYLOAD_BYTES,
+  applyStep: () => applyStep,
+  buildEvent: () => buildEvent,
+  byFireTime: () => byFireTime,
+  cancel: () => cancel,
+  checkAction: () => checkAction,
+  checkPayload: () => checkPayload,
+  confirmedCount: () => confirmedCount,
+  countWith: () => countWith,
+  decide: () => decide,
+  doom: () => doom,
+  durationMs: () => durationMs,
+  historyEntry: () => historyEntry,
+  isWebhookSecret: () => isWebhookSecret,
+  missEvent: () => missEvent,
+  nextDueAt: () => nextDueAt,
+  nextOccurrence: () => nextOccurrence,
+  nextOccurrenceAt: () => nextOccurrenceAt,
+  parseAfter: () => parseAfter,
+  queuedActions: () => queuedActions,
+  quorumMet: () => quorumMet,
+  quorumReachable: () => quorumReachable,
+  readyAt: () => readyAt,
+  release: () => release,
+  requireScheduled: () => requireScheduled,
+  reschedule: () => reschedule,
+  respond: () => respond,
+  timerRequest: () => timerRequest,
+  withDueAt: () => withDueAt
+});
+var MAX_PAYLOAD_BYTES, DEFAULT_MAX_DEFERRALS, DEFAULT_MISFIRE_GRACE_MS, DEFAULT_ORGANIZER, ENGINE_ACTOR, invalid, durationMs, checkAgents, isJsonValue, utf8Length, checkPayload, decodeAction, isWebhookSecret, checkAction, NO_ACTIONS, checkActions, checkFireAt, parseAfter, CATCH_UP, firstOccurrence, MAX_CATCH_UP_OCCURRENCES, MAX_SKIPPED_COUNTED, countSlots, catchUpAll, nextSlot, nextOccurrenceAt, nextOccurrence, buildEvent, timerIn, timerRequest, countWith, confirmedCount, quorumMet, quorumReachable, nextDueAt, withDueAt, touch, historyEntry, requireScheduled, respond, readyAt, decide, applyStep, missEvent, cancel, reschedule, release, doom, queuedActions, byFireTime;
 var init_Lifecycle = __esm({
   "../core/src/Lifecycle.ts"() {
     "use strict";
@@ -45967,6 +46034,7 @@ var init_Lifecycle = __esm({
         }
       }
     };
+    nextOccurrenceAt = (event, now, readyAt2) => nextSlot(event, now, readyAt2)?.slot ?? null;
     nextOccurrence = (event, id2, now, readyAt2) => {
       const found = nextSlot(event, now, readyAt2);
       if (found === null || event.recurrence === null) return null;
@@ -53787,6 +53855,26 @@ var OPERATIONS = [
   "status"
 ];
 var DEFAULT_WAIT_MS = 30 * 6e4;
+var DEFAULT_REQUEST_MS = 3e4;
+var REQUEST_MS = DEFAULT_REQUEST_MS;
+var RETRY_MS = 2e3;
+var sleep4 = (ms2) => new Promise((resolve) => setTimeout(resolve, ms2));
+var NoAnswer = class extends Error {
+  _tag = "NoAnswer";
+};
+var answered = (promise3, ms2) => {
+  let timer;
+  return Promise.race([
+    promise3,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new NoAnswer(`no answer within ${TimeGrammar_exports.formatDuration(ms2)}`)), ms2);
+    })
+  ]).finally(() => clearTimeout(timer));
+};
+var transient = (error) => {
+  const tag3 = typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : "";
+  return tag3 === "RpcClientError" || tag3 === "NoAnswer" || tag3 === "ServerUnavailable";
+};
 var LOG_EVERY_MS = 15e3;
 var InputError = class extends Error {
 };
@@ -53841,7 +53929,19 @@ var when4 = (operation) => {
   if (at === void 0 && later === void 0) {
     throw new InputError(`input \`at\` or \`in\` is required for operation \`${operation}\``);
   }
-  return at ?? `+${later}ms`;
+  if (at === void 0) return Date.now() + later;
+  const parsed = TimeGrammar_exports.parseTime(at, Date.now(), { field: "at", bareNumber: "s" });
+  if (isLeft2(parsed)) throw new InputError(`input \`at\`: ${parsed.left.message.replace(/^at: /, "")}`);
+  return parsed.right;
+};
+var kindInput = (operation) => {
+  const kind = required2("kind", operation);
+  if (!Event_exports.isEventKind(kind)) {
+    throw new InputError(
+      `input \`kind\` must be one of ${Event_exports.BUILTIN_KINDS.filter((k) => k !== "timer").join(", ")} or custom:<name>, got ${JSON.stringify(kind)}`
+    );
+  }
+  return kind;
 };
 var operationInput = () => {
   const value2 = input("operation");
@@ -53870,6 +53970,7 @@ var explain = (error, url) => {
   const message = error instanceof Error ? error.message : String(error);
   switch (tag3) {
     case "RpcClientError":
+    case "NoAnswer":
       return `could not reach the t-minus server at ${url} (${message}): check \`server-url\`, and that the server is running and reachable from this runner`;
     case "Unauthenticated":
       return `the t-minus server refused the API key (${message}): check the \`api-key\` input and the secret it comes from`;
@@ -53880,11 +53981,13 @@ var explain = (error, url) => {
   }
 };
 var iso = (date2) => date2?.toISOString() ?? "";
+var redacted = (action) => action._tag === "webhook" && action.secret !== void 0 ? { ...action, secret: "[redacted]" } : action;
 var output = (event, extra = {}) => {
   core.setOutput("event-id", event.id);
   core.setOutput("fire-at", iso(event.fireAt));
   core.setOutput("status", event.status);
-  core.setOutput("json", JSON.stringify({ ...event, ...extra }));
+  const actions = { onFire: event.actions.onFire.map(redacted), onMiss: event.actions.onMiss.map(redacted) };
+  core.setOutput("json", JSON.stringify({ ...event, actions, ...extra }));
 };
 var RESPONSES = {
   pending: "\u23F3 pending",
@@ -53893,11 +53996,13 @@ var RESPONSES = {
   declined: "\u274C declined",
   missed: "\u26A0\uFE0F missed"
 };
-var line = (event, now) => {
+var flat = (text3) => text3.replace(/[\r\n]+/g, " ");
+var line = (event, now) => flat(describeEvent(event, now));
+var describeEvent = (event, now) => {
   const confirmed = event.attendees.filter((a) => a.status === "confirmed").length;
   const pending2 = event.attendees.filter((a) => a.status === "pending").map((a) => a.agent);
   return [
-    `${event.name ?? event.kind} (${event.id})`,
+    `${event.id} (${event.name ?? event.kind})`,
     event.status === "scheduled" && event.fireAt !== null ? TimeGrammar_exports.countdown(event.fireAt.getTime(), now) : event.status,
     ...event.attendees.length === 0 ? [] : [`${confirmed}/${event.quorum} confirmed`],
     ...pending2.length > 0 ? [`pending: ${pending2.join(", ")}`] : []
@@ -53932,15 +54037,19 @@ var summarize = async (event, heading, now) => {
       )
     ]
   ];
-  await core.summary.addRaw(`${sections.join("\n\n")}
+  try {
+    await core.summary.addRaw(`${sections.join("\n\n")}
 
 `).write();
+  } catch (error) {
+    core.warning(`could not write the job summary: ${error.message}`);
+  }
 };
-var wait = async (client, eventId) => {
+var wait = async (client, eventId, url) => {
   const timeoutMs = duration2("timeout") ?? DEFAULT_WAIT_MS;
   const failOnMiss = boolean("fail-on-miss", true);
   const until = Date.now() + timeoutMs;
-  let event = await client.get(eventId);
+  let event = await answered(client.get(eventId), REQUEST_MS);
   core.info(`waiting up to ${TimeGrammar_exports.formatDuration(timeoutMs)}: ${line(event, Date.now())}`);
   let outcome = "timeout";
   while (true) {
@@ -53950,18 +54059,26 @@ var wait = async (client, eventId) => {
       break;
     }
     if (left3 <= 0) break;
-    const result = await client.waitFor(eventId, Math.min(left3, LOG_EVERY_MS));
-    event = result.event;
-    if (result.outcome !== "timeout") {
-      outcome = result.outcome;
-      break;
+    const slice = Math.min(left3, LOG_EVERY_MS);
+    try {
+      const result = await answered(client.waitFor(eventId, slice), slice + REQUEST_MS);
+      event = result.event;
+      if (result.outcome !== "timeout") {
+        outcome = result.outcome;
+        break;
+      }
+    } catch (error) {
+      if (!transient(error)) throw error;
+      core.warning(`${explain(error, url)}; trying again until the timeout`);
+      await sleep4(Math.min(RETRY_MS, Math.max(0, until - Date.now())));
+      continue;
     }
     core.info(line(event, Date.now()));
   }
   output(event, { outcome });
   core.setOutput("outcome", outcome);
   await summarize(event, `t-minus: ${outcome === "timeout" ? "still waiting" : outcome}`, Date.now());
-  const verdict = outcome === "fired" ? `fired at ${iso(event.firedAt)}` : outcome === "timeout" ? `did not fire within ${TimeGrammar_exports.formatDuration(timeoutMs)}; it is still scheduled (${line(event, Date.now())})` : `was ${outcome}${event.reason === null ? "" : `: ${event.reason}`}`;
+  const verdict = outcome === "fired" ? `fired at ${iso(event.firedAt)}` : outcome === "timeout" ? `did not fire within ${TimeGrammar_exports.formatDuration(timeoutMs)}; it is still scheduled (${line(event, Date.now())})` : `was ${outcome}${event.reason === null ? "" : `: ${flat(event.reason)}`}`;
   if (outcome !== "fired" && failOnMiss) core.setFailed(`event ${eventId} ${verdict}`);
   else core.info(`event ${eventId} ${verdict}`);
 };
@@ -53973,31 +54090,38 @@ var run5 = async () => {
     if (apiKey !== void 0) core.setSecret(apiKey);
     const operation = operationInput();
     url = serverUrl();
-    const act = plan(operation);
-    client = await TMinusClient.connect({
-      url,
-      protocol: "http",
-      ...apiKey === void 0 ? {} : { apiKey }
-    });
-    await act(client);
+    REQUEST_MS = duration2("request-timeout") ?? DEFAULT_REQUEST_MS;
+    const act = plan(operation, url);
+    client = await answered(
+      TMinusClient.connect({ url, protocol: "http", ...apiKey === void 0 ? {} : { apiKey } }),
+      REQUEST_MS
+    );
+    await (operation === "wait" ? act(client) : answered(act(client), REQUEST_MS));
   } catch (error) {
     core.setFailed(error instanceof InputError ? error.message : explain(error, url));
   } finally {
     await client?.close();
   }
 };
-var plan = (operation) => {
+var plan = (operation, url) => {
   const organizer = input("agent");
   const now = () => Date.now();
   switch (operation) {
     case "schedule": {
+      const attendees = list("attendees") ?? [];
+      const quorum = integer("quorum");
+      if (quorum !== void 0 && quorum > attendees.length) {
+        throw new InputError(
+          `input \`quorum\` (${quorum}) is more than the ${attendees.length} attendee(s) of input \`attendees\``
+        );
+      }
       const request2 = {
-        kind: required2("kind", operation),
+        kind: kindInput(operation),
         at: when4(operation),
         ...input("name") === void 0 ? {} : { name: input("name") },
         ...organizer === void 0 ? {} : { organizer },
-        attendees: list("attendees") ?? [],
-        ...integer("quorum") === void 0 ? {} : { quorum: integer("quorum") },
+        attendees,
+        ...quorum === void 0 ? {} : { quorum },
         ...json3("payload") === void 0 ? {} : { payload: json3("payload") },
         onFire: webhook()
       };
@@ -54065,7 +54189,7 @@ var plan = (operation) => {
       const eventId = required2("event-id", operation);
       duration2("timeout");
       boolean("fail-on-miss", true);
-      return (client) => wait(client, eventId);
+      return (client) => wait(client, eventId, url);
     }
   }
 };
@@ -54077,8 +54201,16 @@ var webhook = () => {
     if (secret !== void 0) throw new InputError("input `webhook-secret` needs `webhook-url`");
     return [];
   }
+  if (!/^https?:\/\/[^\s/]/.test(url))
+    throw new InputError(`input \`webhook-url\` is not an http(s) URL: ${JSON.stringify(url)}`);
+  if (secret !== void 0 && !Lifecycle_exports.isWebhookSecret(secret)) {
+    throw new InputError(
+      "input `webhook-secret` must be base64, optionally prefixed whsec_ (Standard Webhooks)"
+    );
+  }
   return [{ _tag: "webhook", url, ...secret === void 0 ? {} : { secret } }];
 };
 
 // src/index.ts
 await run5();
+process.exit();

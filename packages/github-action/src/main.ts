@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import * as core from "@actions/core"
-import { type Event, TimeGrammar } from "@t-minus/core"
+import { Event, Lifecycle, TimeGrammar } from "@t-minus/core"
 import { TMinusClient } from "@t-minus/core/client"
 import * as Either from "effect/Either"
 
@@ -26,6 +26,36 @@ export type Operation = (typeof OPERATIONS)[number]
 
 /** How long `wait` waits when `timeout` is not given (the action's default input says the same). */
 const DEFAULT_WAIT_MS = 30 * 60_000
+
+/** The longest a call may go unanswered (beyond what it waits for), unless `request-timeout` says otherwise. */
+const DEFAULT_REQUEST_MS = 30_000
+let REQUEST_MS = DEFAULT_REQUEST_MS
+
+/** How long `wait` pauses before asking again a server it could not reach. */
+const RETRY_MS = 2_000
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+class NoAnswer extends Error {
+  readonly _tag = "NoAnswer"
+}
+
+/** `promise`, or a `NoAnswer` failure after `ms`: a server that accepts and never answers ends the step. */
+const answered = <A>(promise: Promise<A>, ms: number): Promise<A> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new NoAnswer(`no answer within ${TimeGrammar.formatDuration(ms)}`)), ms)
+    })
+  ]).finally(() => clearTimeout(timer))
+}
+
+/** Whether asking again later may work: the server was unreachable, silent or shutting down. */
+const transient = (error: unknown) => {
+  const tag = typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : ""
+  return tag === "RpcClientError" || tag === "NoAnswer" || tag === "ServerUnavailable"
+}
 
 /** How often `wait` logs the countdown while it waits. */
 const LOG_EVERY_MS = 15_000
@@ -90,14 +120,28 @@ const boolean = (name: string, fallback: boolean): boolean => {
 }
 
 /** `at` or `in` as the engine takes a time. */
-const when = (operation: string): string => {
+const when = (operation: string): number => {
   const at = input("at")
   const later = duration("in")
   if (at !== undefined && later !== undefined) throw new InputError("give input `at` or `in`, not both")
   if (at === undefined && later === undefined) {
     throw new InputError(`input \`at\` or \`in\` is required for operation \`${operation}\``)
   }
-  return at ?? `+${later}ms`
+  if (at === undefined) return Date.now() + later!
+  // As on the command line: `+10` is ten seconds (the server would read milliseconds).
+  const parsed = TimeGrammar.parseTime(at, Date.now(), { field: "at", bareNumber: "s" })
+  if (Either.isLeft(parsed)) throw new InputError(`input \`at\`: ${parsed.left.message.replace(/^at: /, "")}`)
+  return parsed.right
+}
+
+const kindInput = (operation: string): string => {
+  const kind = required("kind", operation)
+  if (!Event.isEventKind(kind)) {
+    throw new InputError(
+      `input \`kind\` must be one of ${Event.BUILTIN_KINDS.filter((k) => k !== "timer").join(", ")} or custom:<name>, got ${JSON.stringify(kind)}`
+    )
+  }
+  return kind
 }
 
 const operationInput = (): Operation => {
@@ -130,6 +174,7 @@ const explain = (error: unknown, url: string): string => {
   const message = error instanceof Error ? error.message : String(error)
   switch (tag) {
     case "RpcClientError":
+    case "NoAnswer":
       return `could not reach the t-minus server at ${url} (${message}): check \`server-url\`, and that the server is running and reachable from this runner`
     case "Unauthenticated":
       return `the t-minus server refused the API key (${message}): check the \`api-key\` input and the secret it comes from`
@@ -142,12 +187,17 @@ const explain = (error: unknown, url: string): string => {
 
 const iso = (date: Date | null) => date?.toISOString() ?? ""
 
+/** A webhook's secret never leaves in an output (another job could read it). */
+const redacted = (action: Event.Action): Event.Action =>
+  action._tag === "webhook" && action.secret !== undefined ? { ...action, secret: "[redacted]" } : action
+
 /** The outputs every operation that ends with an event sets. */
 const output = (event: Event.Event, extra: Record<string, unknown> = {}) => {
   core.setOutput("event-id", event.id)
   core.setOutput("fire-at", iso(event.fireAt))
   core.setOutput("status", event.status)
-  core.setOutput("json", JSON.stringify({ ...event, ...extra }))
+  const actions = { onFire: event.actions.onFire.map(redacted), onMiss: event.actions.onMiss.map(redacted) }
+  core.setOutput("json", JSON.stringify({ ...event, actions, ...extra }))
 }
 
 const RESPONSES: Record<Event.ResponseStatus, string> = {
@@ -158,12 +208,20 @@ const RESPONSES: Record<Event.ResponseStatus, string> = {
   missed: "⚠️ missed"
 }
 
-/** One line for the log: name, status, countdown, quorum, who is pending. */
-const line = (event: Event.Event, now: number) => {
+/**
+ * Text from the server (names, agent ids, reasons) as one line: a newline in it would let
+ * whoever named the event start a line with a workflow command (`::set-output …`).
+ */
+const flat = (text: string) => text.replace(/[\r\n]+/g, " ")
+
+/** One line for the log: id, name, status, countdown, quorum, who is pending (never a command). */
+const line = (event: Event.Event, now: number) => flat(describeEvent(event, now))
+
+const describeEvent = (event: Event.Event, now: number) => {
   const confirmed = event.attendees.filter((a) => a.status === "confirmed").length
   const pending = event.attendees.filter((a) => a.status === "pending").map((a) => a.agent)
   return [
-    `${event.name ?? event.kind} (${event.id})`,
+    `${event.id} (${event.name ?? event.kind})`,
     event.status === "scheduled" && event.fireAt !== null
       ? TimeGrammar.countdown(event.fireAt.getTime(), now)
       : event.status,
@@ -212,15 +270,20 @@ const summarize = async (event: Event.Event, heading: string, now: number) => {
           )
         ])
   ]
-  await core.summary.addRaw(`${sections.join("\n\n")}\n\n`).write()
+  // Best effort: the change is made already, and a step that failed here would be run again.
+  try {
+    await core.summary.addRaw(`${sections.join("\n\n")}\n\n`).write()
+  } catch (error) {
+    core.warning(`could not write the job summary: ${(error as Error).message}`)
+  }
 }
 
 /** `wait`: follows the event until it ends or the timeout passes, logging the countdown. */
-const wait = async (client: TMinusClient, eventId: string) => {
+const wait = async (client: TMinusClient, eventId: string, url: string) => {
   const timeoutMs = duration("timeout") ?? DEFAULT_WAIT_MS
   const failOnMiss = boolean("fail-on-miss", true)
   const until = Date.now() + timeoutMs
-  let event = await client.get(eventId)
+  let event = await answered(client.get(eventId), REQUEST_MS)
   core.info(`waiting up to ${TimeGrammar.formatDuration(timeoutMs)}: ${line(event, Date.now())}`)
   let outcome: "fired" | "missed" | "cancelled" | "timeout" = "timeout"
   while (true) {
@@ -230,11 +293,20 @@ const wait = async (client: TMinusClient, eventId: string) => {
       break
     }
     if (left <= 0) break
-    const result = await client.waitFor(eventId, Math.min(left, LOG_EVERY_MS))
-    event = result.event
-    if (result.outcome !== "timeout") {
-      outcome = result.outcome
-      break
+    const slice = Math.min(left, LOG_EVERY_MS)
+    try {
+      const result = await answered(client.waitFor(eventId, slice), slice + REQUEST_MS)
+      event = result.event
+      if (result.outcome !== "timeout") {
+        outcome = result.outcome
+        break
+      }
+    } catch (error) {
+      // A gate outlives a server restart: what cannot be reached now is asked again until the timeout.
+      if (!transient(error)) throw error
+      core.warning(`${explain(error, url)}; trying again until the timeout`)
+      await sleep(Math.min(RETRY_MS, Math.max(0, until - Date.now())))
+      continue
     }
     core.info(line(event, Date.now()))
   }
@@ -246,7 +318,7 @@ const wait = async (client: TMinusClient, eventId: string) => {
       ? `fired at ${iso(event.firedAt)}`
       : outcome === "timeout"
         ? `did not fire within ${TimeGrammar.formatDuration(timeoutMs)}; it is still scheduled (${line(event, Date.now())})`
-        : `was ${outcome}${event.reason === null ? "" : `: ${event.reason}`}`
+        : `was ${outcome}${event.reason === null ? "" : `: ${flat(event.reason)}`}`
   if (outcome !== "fired" && failOnMiss) core.setFailed(`event ${eventId} ${verdict}`)
   else core.info(`event ${eventId} ${verdict}`)
 }
@@ -264,14 +336,15 @@ export const run = async (): Promise<void> => {
     if (apiKey !== undefined) core.setSecret(apiKey)
     const operation = operationInput()
     url = serverUrl()
+    REQUEST_MS = duration("request-timeout") ?? DEFAULT_REQUEST_MS
     // Everything the operation needs is read before the server is called: a bad input changes nothing.
-    const act = plan(operation)
-    client = await TMinusClient.connect({
-      url,
-      protocol: "http",
-      ...(apiKey === undefined ? {} : { apiKey })
-    })
-    await act(client)
+    const act = plan(operation, url)
+    client = await answered(
+      TMinusClient.connect({ url, protocol: "http", ...(apiKey === undefined ? {} : { apiKey }) }),
+      REQUEST_MS
+    )
+    // `wait` bounds its own calls; every other operation is one or two calls.
+    await (operation === "wait" ? act(client) : answered(act(client), REQUEST_MS))
   } catch (error) {
     core.setFailed(error instanceof InputError ? error.message : explain(error, url))
   } finally {
@@ -280,18 +353,25 @@ export const run = async (): Promise<void> => {
 }
 
 /** The inputs of `operation`, checked, as what to do with a client. */
-const plan = (operation: Operation): ((client: TMinusClient) => Promise<void>) => {
+const plan = (operation: Operation, url: string): ((client: TMinusClient) => Promise<void>) => {
   const organizer = input("agent")
   const now = () => Date.now()
   switch (operation) {
     case "schedule": {
+      const attendees = list("attendees") ?? []
+      const quorum = integer("quorum")
+      if (quorum !== undefined && quorum > attendees.length) {
+        throw new InputError(
+          `input \`quorum\` (${quorum}) is more than the ${attendees.length} attendee(s) of input \`attendees\``
+        )
+      }
       const request = {
-        kind: required("kind", operation),
+        kind: kindInput(operation),
         at: when(operation),
         ...(input("name") === undefined ? {} : { name: input("name")! }),
         ...(organizer === undefined ? {} : { organizer }),
-        attendees: list("attendees") ?? [],
-        ...(integer("quorum") === undefined ? {} : { quorum: integer("quorum")! }),
+        attendees,
+        ...(quorum === undefined ? {} : { quorum }),
         ...(json("payload") === undefined ? {} : { payload: json("payload") }),
         onFire: webhook()
       }
@@ -362,7 +442,7 @@ const plan = (operation: Operation): ((client: TMinusClient) => Promise<void>) =
       const eventId = required("event-id", operation)
       duration("timeout")
       boolean("fail-on-miss", true)
-      return (client) => wait(client, eventId)
+      return (client) => wait(client, eventId, url)
     }
   }
 }
@@ -374,6 +454,13 @@ const webhook = (): Array<Event.Action> => {
   if (url === undefined) {
     if (secret !== undefined) throw new InputError("input `webhook-secret` needs `webhook-url`")
     return []
+  }
+  if (!/^https?:\/\/[^\s/]/.test(url))
+    throw new InputError(`input \`webhook-url\` is not an http(s) URL: ${JSON.stringify(url)}`)
+  if (secret !== undefined && !Lifecycle.isWebhookSecret(secret)) {
+    throw new InputError(
+      "input `webhook-secret` must be base64, optionally prefixed whsec_ (Standard Webhooks)"
+    )
   }
   return [{ _tag: "webhook", url, ...(secret === undefined ? {} : { secret }) }]
 }

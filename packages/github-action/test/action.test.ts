@@ -8,6 +8,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
@@ -38,8 +39,20 @@ const parseOutputs = (text: string): Record<string, string> => {
   return outputs
 }
 
-/** Runs `node dist/index.js` with these inputs and nothing else of this process's environment. */
-const step = (inputs: Record<string, string>): Promise<Step> => {
+/** The inputs' defaults in action.yml, which the runner passes as if they were given. */
+const defaults: Record<string, string> = (() => {
+  const text = Fs.readFileSync(NodePath.join(root, "action.yml"), "utf8")
+  const inputs = text.slice(text.indexOf("\ninputs:"), text.indexOf("\noutputs:"))
+  const found: Record<string, string> = {}
+  for (const match of inputs.matchAll(/^ {2}([\w-]+):\n(?: {4}.*\n)*? {4}default: "?([^"\n]*)"?$/gm)) {
+    found[match[1]!] = match[2]!
+  }
+  return found
+})()
+
+/** Runs `node dist/index.js` with these inputs (and action.yml's defaults), nothing else of this environment. */
+const step = (given: Record<string, string>): Promise<Step> => {
+  const inputs = { ...defaults, ...given }
   const dir = tmp()
   const output = NodePath.join(dir, "output")
   const summary = NodePath.join(dir, "summary")
@@ -74,6 +87,10 @@ const step = (inputs: Record<string, string>): Promise<Step> => {
 const errorLine = (result: Step) => result.stdout.split("\n").find((l) => l.startsWith("::error::")) ?? ""
 
 describe("the action, run as the runner runs it", () => {
+  it("passes action.yml's defaults, as the runner does", () => {
+    assert.deepStrictEqual(defaults, { timeout: "30m", "fail-on-miss": "true", "request-timeout": "30s" })
+  })
+
   let server: Server.Started
   let keys: { release: string; alice: string; bob: string; admin: string }
   let admin: TMinusClient
@@ -123,7 +140,10 @@ describe("the action, run as the runner runs it", () => {
       2,
       "the key appears only in the mask command"
     )
-    assert.match(scheduled.stdout, /T-\d\d:\d\d:\d\d · 0\/1 confirmed · pending: alice, bob/)
+    assert.match(
+      scheduled.stdout,
+      /scheduled [0-9a-f-]{36} \(ship \| v2\) · T-\d\d:\d\d:\d\d · 0\/1 confirmed · pending: alice, bob/
+    )
 
     const confirmed = await as(keys.alice, { operation: "confirm", "event-id": id, agent: "alice" })
     assert.strictEqual(confirmed.code, 0, confirmed.stdout)
@@ -169,12 +189,14 @@ describe("the action, run as the runner runs it", () => {
       const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
       const timer = await as(keys.release, {
         operation: "timer",
-        in: "2s",
+        in: "3s",
         name: "nightly",
         "webhook-url": url,
         "webhook-secret": secret
       })
       assert.include(timer.stdout, `::add-mask::${secret}`)
+      assert.notInclude(timer.outputs.json!, secret, "no secret in an output another job could read")
+      assert.strictEqual(JSON.parse(timer.outputs.json!).actions.onFire[0].secret, "[redacted]")
       assert.strictEqual(timer.code, 0, timer.stdout)
       assert.strictEqual(JSON.parse(timer.outputs.json!).kind, "timer")
       const waited = await as(keys.alice, {
@@ -186,7 +208,7 @@ describe("the action, run as the runner runs it", () => {
       assert.strictEqual(waited.code, 0, waited.stdout)
       assert.strictEqual(waited.outputs.outcome, "fired")
       assert.strictEqual(waited.outputs.status, "fired")
-      assert.match(waited.stdout, /waiting up to 30s: nightly \(.+\) · T-00:00:0[12]\n/)
+      assert.match(waited.stdout, /waiting up to 30s: [0-9a-f-]{36} \(nightly\) · (T-00:00:0[0-3]|fired)\n/)
       assert.match(waited.stdout, /fired at \d{4}-/)
       assert.include(waited.summary, "### t-minus: fired")
       for (let i = 0; i < 50 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 100))
@@ -270,7 +292,25 @@ describe("the action, run as the runner runs it", () => {
         { operation: "wait", "event-id": "x", "fail-on-miss": "maybe" },
         /input `fail-on-miss` must be true or false/
       ],
-      [{ operation: "schedule", kind: "party", in: "1h" }, /kind: "party" is not one of/]
+      [{ operation: "schedule", kind: "party", in: "1h" }, /input `kind` must be one of meeting, checkpoint/],
+      [{ operation: "schedule", kind: "deploy", at: "tomorrow" }, /input `at`: cannot read "tomorrow"/],
+      [
+        { operation: "schedule", kind: "deploy", in: "1h", attendees: "a", quorum: "2" },
+        /input `quorum` \(2\) is more than the 1 attendee/
+      ],
+      [
+        { operation: "timer", in: "1h", "webhook-url": "not a url" },
+        /input `webhook-url` is not an http\(s\) URL/
+      ],
+      [
+        { operation: "timer", in: "1h", "webhook-url": "https://x.test", "webhook-secret": "?" },
+        /input `webhook-secret` must be base64/
+      ],
+      [
+        { operation: "timer", in: "1h", "webhook-secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" },
+        /input `webhook-secret` needs `webhook-url`/
+      ],
+      [{ operation: "status", "event-id": "x", "request-timeout": "soon" }, /input `request-timeout`/]
     ]
     for (const [inputs, message] of cases) {
       const result = await as(keys.release, inputs)
@@ -281,6 +321,74 @@ describe("the action, run as the runner runs it", () => {
     const badUrl = await step({ "server-url": "ftp://example.test", operation: "status", "event-id": "x" })
     assert.match(errorLine(badUrl), /input `server-url` is not an http\(s\) URL/)
     assert.strictEqual((await admin.list({ limit: 10_000 })).length, before)
+  }, 60_000)
+
+  it("`at` reads a bare number as seconds, as the command line does; `in` likewise", async () => {
+    const at = await as(keys.release, { operation: "timer", at: "+10" })
+    assert.approximately(Date.parse(at.outputs["fire-at"]!), Date.now() + 10_000, 5_000)
+    const later = await as(keys.release, { operation: "timer", in: "10" })
+    assert.approximately(Date.parse(later.outputs["fire-at"]!), Date.now() + 10_000, 5_000)
+  })
+
+  it("wait ends with `cancelled` when the event is cancelled while it waits, failing the step", async () => {
+    const event = await as(keys.release, {
+      operation: "schedule",
+      kind: "review",
+      in: "1h",
+      attendees: "alice"
+    })
+    const id = event.outputs["event-id"]!
+    const waiting = as(keys.alice, { operation: "wait", "event-id": id })
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    await as(keys.release, { operation: "cancel", "event-id": id, reason: "not today" })
+    const waited = await waiting
+    assert.strictEqual(waited.code, 1)
+    assert.strictEqual(waited.outputs.outcome, "cancelled")
+    assert.match(errorLine(waited), /was cancelled: not today/)
+  }, 30_000)
+
+  it("text from the server cannot start a workflow command in the log", async () => {
+    const event = await as(keys.release, {
+      operation: "schedule",
+      kind: "review",
+      in: "1h",
+      name: "standup\n::warning title=injected::boo\n::set-output name=outcome::fired",
+      attendees: "alice"
+    })
+    assert.strictEqual(event.code, 0, event.stdout)
+    const status = await as(keys.alice, { operation: "status", "event-id": event.outputs["event-id"]! })
+    const commands = status.stdout.split("\n").filter((l) => l.startsWith("::"))
+    assert.deepStrictEqual(commands, [`::add-mask::${keys.alice}`])
+    assert.isUndefined(status.outputs.outcome)
+  })
+
+  it("a wait outlives a server restart: it asks again until its timeout", async () => {
+    const dir = tmp()
+    const db = NodePath.join(dir, "restart.db")
+    const first = await Server.start({ logLevel: "none", port: 0, db })
+    const port = Number(new URL(first.url).port)
+    const key = await first.createKey("acme", "ops", "organizer")
+    const timer = await step({ "server-url": first.url, "api-key": key, operation: "timer", in: "4s" })
+    const waiting = step({
+      "server-url": first.url,
+      "api-key": key,
+      operation: "wait",
+      "event-id": timer.outputs["event-id"]!,
+      timeout: "30s",
+      "request-timeout": "2s"
+    })
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    await first.close()
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    const second = await Server.start({ logLevel: "none", port, db })
+    try {
+      const waited = await waiting
+      assert.strictEqual(waited.code, 0, waited.stdout)
+      assert.strictEqual(waited.outputs.outcome, "fired")
+      assert.match(waited.stdout, /::warning::.*trying again until the timeout/)
+    } finally {
+      await second.close()
+    }
   }, 60_000)
 
   it("an unreachable server or a refused key fails the step saying what to check", async () => {
@@ -300,6 +408,25 @@ describe("the action, run as the runner runs it", () => {
     const refused = await as("tm_not_a_key", { operation: "status", "event-id": "x" })
     assert.strictEqual(refused.code, 1)
     assert.match(errorLine(refused), /refused the API key .*check the `api-key` input/)
+
+    // A server that takes the connection and never answers: the step ends after request-timeout.
+    const silent = Net.createServer(() => {})
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))
+    try {
+      const started = performance.now()
+      const stalled = await step({
+        "server-url": `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+        operation: "wait",
+        "event-id": "x",
+        timeout: "2s",
+        "request-timeout": "1s"
+      })
+      assert.strictEqual(stalled.code, 1)
+      assert.match(errorLine(stalled), /no answer within 1s.*check `server-url`/)
+      assert.isBelow(performance.now() - started, 10_000)
+    } finally {
+      silent.close()
+    }
 
     const forbidden = await as(keys.alice, { operation: "schedule", kind: "deploy", in: "1h" })
     assert.strictEqual(forbidden.code, 1)
