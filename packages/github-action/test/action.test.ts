@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
+import { createRequire } from "node:module"
 import type { AddressInfo } from "node:net"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -17,6 +18,7 @@ import { Server } from "@t-minus/rpc-server"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
+const require = createRequire(import.meta.url)
 const dist = NodePath.join(root, "dist", "index.js")
 const tmp = () => Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "t-minus-action-"))
 
@@ -450,12 +452,25 @@ describe("the action, run as the runner runs it", () => {
         `GITHUB_STEP_SUMMARY=${summary}`
       ].join("\n")
     )
-    const bin = NodePath.join(root, "node_modules", "@github", "local-action", "bin", "local-action.js")
+    // What local-action's bin runs (`tsx <local-action>/src/index.ts -- run …` with the package
+    // manager it found), without the bin's `pnpm dlx tsx`, which would fetch tsx from the registry.
+    const localAction = NodePath.join(root, "node_modules", "@github", "local-action")
+    const tsx = require.resolve("tsx/cli", { paths: [root] })
     const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [bin, "run", root, "src/main.ts", envFile], {
-        cwd: root,
-        env: { ...process.env, PATH: pathWithPnpm() }
-      })
+      const child = spawn(
+        process.execPath,
+        [tsx, NodePath.join(localAction, "src", "index.ts"), "run", root, "src/main.ts", envFile],
+        {
+          cwd: root,
+          env: {
+            ...process.env,
+            PATH: pathWithPnpm(),
+            NODE_PACKAGE_MANAGER: "pnpm",
+            TARGET_ACTION_PATH: root,
+            NODE_NO_WARNINGS: "1"
+          }
+        }
+      )
       let out = ""
       child.stdout.on("data", (chunk) => {
         out += chunk
