@@ -14,7 +14,7 @@ import { Coordinator, layer as coordinatorLayer } from "../src/Coordinator.ts"
 import type { Event } from "../src/Event.ts"
 import { type EventStore, EventStore as EventStoreTag } from "../src/EventStore.ts"
 import * as Runner from "../src/Runner.ts"
-import { backends, coordinatorOn, T0 } from "./backends.ts"
+import { runnerBackends as backends, coordinatorOn, T0 } from "./backends.ts"
 
 const SEC = 1_000
 const MIN = 60 * SEC

@@ -1,18 +1,62 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
+import pg from "pg"
 import * as Coordinator from "../src/Coordinator.ts"
 import type { StorageError } from "../src/Errors.ts"
 import * as EventStore from "../src/EventStore.ts"
+import * as Postgres from "../src/postgres.ts"
 import * as Sqlite from "../src/sqlite.ts"
 
-/** Every backend the conformance and scenario suites run against, each a fresh empty store. */
-export const backends: ReadonlyArray<
+/** The local PostgreSQL (`T_MINUS_TEST_DATABASE_URL`, default the machine's `test` database). */
+const PG_URL = process.env.T_MINUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+
+/** Whether PostgreSQL answers; when it does not, its suites are skipped, loudly. */
+const postgresUp = await (async () => {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3_000 })
+  try {
+    await client.connect()
+    await client.end()
+    return true
+  } catch (error) {
+    console.warn(
+      `\n*** PostgreSQL at ${PG_URL} is not reachable (${String(error)}): the postgres backend is SKIPPED ***\n`
+    )
+    return false
+  }
+})()
+
+let schemas = 0
+/** A fresh, empty store: its own schema, dropped afterwards. */
+const postgresStore = (): Layer.Layer<EventStore.EventStore, StorageError> => {
+  const schema = `tm_test_${process.pid}_${++schemas}`
+  const drop = Effect.promise(async () => {
+    const client = new pg.Client({ connectionString: PG_URL })
+    await client.connect()
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    await client.end()
+  })
+  return Layer.provideMerge(
+    Postgres.layerStore({ url: PG_URL, schema, maxConnections: 4 }),
+    Layer.scopedDiscard(Effect.addFinalizer(() => drop))
+  )
+}
+
+type Backends = ReadonlyArray<
   readonly [name: string, store: () => Layer.Layer<EventStore.EventStore, StorageError>]
-> = [
+>
+
+/** The backends the runner's suites run on (the runner on Postgres is issue 8's next step). */
+export const runnerBackends: Backends = [
   ["memory", () => EventStore.layerMemory],
   ["sqlite", () => Sqlite.layerStore({ filename: ":memory:" })],
   ["sqlite via @effect/sql SqlClient", () => Sqlite.layerSqlClientStore({ filename: ":memory:" })]
+]
+
+/** Every backend the conformance and scenario suites run against, each a fresh empty store. */
+export const backends: Backends = [
+  ...runnerBackends,
+  ...(postgresUp ? ([["postgres", postgresStore]] as const) : [])
 ]
 
 /** A coordinator over a fresh store of the given backend. */
