@@ -324,10 +324,21 @@ interface Definition<A, I> {
   readonly run: (input: A, signal: AbortSignal | undefined) => Promise<unknown>
 }
 
+/** Each input's strict JSON Schema, made once: tool sets are made per MCP request. */
+const strictSchemas = new WeakMap<Schema.Schema.Any, StrictJsonSchema.JsonSchema>()
+const strictSchemaOf = (input: Schema.Schema.Any): StrictJsonSchema.JsonSchema => {
+  let made = strictSchemas.get(input)
+  if (made === undefined) {
+    made = StrictJsonSchema.make(input)
+    strictSchemas.set(input, made)
+  }
+  return made
+}
+
 /** A definition as a `Tool`: strict schema once, input checked, every failure a result. */
 const build = <A, I>(definition: Definition<A, I>, agent: string): Tool => {
   const decode = Schema.decodeUnknownEither(definition.input, { errors: "all", onExcessProperty: "error" })
-  const inputSchema = StrictJsonSchema.make(definition.input)
+  const inputSchema = strictSchemaOf(definition.input)
   const fields = Object.keys((inputSchema.properties ?? {}) as object)
   const check: Tool["check"] = (args) => {
     const given = args ?? {}

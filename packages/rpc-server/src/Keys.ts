@@ -23,6 +23,21 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 
 /**
+ * The API key a request carries: `authorization: Bearer <key>`, else `x-api-key`.
+ *
+ * @since 0.1.0
+ */
+export const keyOf = (
+  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+): string | undefined => {
+  const header = headers.authorization
+  if (typeof header === "string" && /^bearer\s+/i.test(header))
+    return header.replace(/^bearer\s+/i, "").trim()
+  const key = headers["x-api-key"]
+  return typeof key === "string" ? key : undefined
+}
+
+/**
  * What a key stands for (never the key or its hash).
  *
  * @since 0.1.0

@@ -13,6 +13,7 @@
 import type * as Http from "node:http"
 import { TMinusClient } from "@t-minus/core/client"
 import * as Mcp from "@t-minus/langchain-tools/mcp"
+import * as Keys from "./Keys.ts"
 
 /** @since 0.1.0 */
 export interface Options {
@@ -45,13 +46,6 @@ const refuse = (response: Http.ServerResponse, status: number, code: number, mes
     ...(status === 413 ? { connection: "close" } : {})
   })
   response.end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }))
-}
-
-const bearer = (request: Http.IncomingMessage): string | undefined => {
-  const header = request.headers.authorization
-  if (header !== undefined && /^bearer\s+/i.test(header)) return header.replace(/^bearer\s+/i, "").trim()
-  const key = request.headers["x-api-key"]
-  return typeof key === "string" ? key : undefined
 }
 
 /** The body as JSON, or why not (`null` for an empty body). */
@@ -94,7 +88,7 @@ export const make = (options: Options): Route => {
     let agent: string
     let key: string | undefined
     if (options.auth) {
-      key = bearer(request)
+      key = Keys.keyOf(request.headers)
       if (key === undefined || key === "") {
         return refuse(response, 401, -32001, "no API key: send `authorization: Bearer <key>`")
       }

@@ -300,12 +300,6 @@ const layerObserve = (state: State, logCalls: boolean) =>
     )
   )
 
-const bearer = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
-  const header = headers.authorization
-  if (header !== undefined && /^bearer\s+/i.test(header)) return header.replace(/^bearer\s+/i, "").trim()
-  return headers["x-api-key"]
-}
-
 const layerAuthentication = (state: State, options: ServerOptions) =>
   Layer.effect(
     Authentication,
@@ -348,7 +342,7 @@ const layerAuthentication = (state: State, options: ServerOptions) =>
         if (state.draining)
           return Effect.fail(new ServerUnavailable({ reason: "the server is shutting down" }))
         if (trusted) return admit(TRUSTED)
-        const key = bearer(headers)
+        const key = Keys.keyOf(headers)
         if (key === undefined || key === "") {
           return Effect.fail(
             new Unauthenticated({
