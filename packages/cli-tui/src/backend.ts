@@ -29,6 +29,9 @@ export interface Backend {
 /** @since 0.1.0 */
 export interface BackendOptions {
   readonly db: string
+  /** PostgreSQL instead of the file (`--database-url`). */
+  readonly databaseUrl?: string | undefined
+  readonly databaseSchema?: string | undefined
   readonly server?: string | undefined
   readonly apiKey?: string | undefined
   /** Embedded: the fixed instant every operation acts at (`--now`). */
@@ -57,13 +60,19 @@ export const open = async (options: BackendOptions): Promise<Backend> => {
   const now = options.now
   const engine = await TMinus.open({
     filename: options.db,
+    databaseUrl: options.databaseUrl,
+    databaseSchema: options.databaseSchema,
     ...(now === undefined ? {} : { now: () => now }),
     ...(options.runner === true ? { runner: true } : {})
   })
   const api: Api = Object.assign(Object.create(engine) as TMinus, {
     watch: (listener: (transition: Ev.Transition) => void) => engine.watch(listener)
   })
-  return { api, mode: "embedded", where: options.db }
+  return {
+    api,
+    mode: "embedded",
+    where: options.databaseUrl === undefined ? options.db : options.databaseUrl.replace(/\/\/[^@/]*@/, "//…@")
+  }
 }
 
 /** A prefix that matches more than one id. */

@@ -33,6 +33,16 @@ export const VERSION = "0.1.0"
 /** Options every command takes. */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   db: { type: "string", value: "PATH", help: "the SQLite file (env T_MINUS_DB; default ./t-minus.db)" },
+  "database-url": {
+    type: "string",
+    value: "URL",
+    help: "PostgreSQL instead of the file, postgres://… (env T_MINUS_DATABASE_URL)"
+  },
+  "database-schema": {
+    type: "string",
+    value: "NAME",
+    help: "on PostgreSQL, the schema of the tables (env T_MINUS_DATABASE_SCHEMA; default public)"
+  },
   server: { type: "string", value: "URL", help: "act on a t-minus-server instead (env T_MINUS_SERVER)" },
   "api-key": { type: "string", value: "KEY", help: "the server's API key (env T_MINUS_API_KEY)" },
   json: { type: "boolean", help: "print one JSON document (errors as JSON on stderr)" },
@@ -198,6 +208,15 @@ export const main = async (given: ReadonlyArray<string>, io: Io): Promise<number
   const server = string("server") ?? nonEmpty(env.T_MINUS_SERVER)
   if (string("db") === "")
     return usage("--db needs a file name (an empty one would be a throwaway database)", command)
+  const databaseUrl =
+    string("database-url") ?? (string("db") === undefined ? nonEmpty(env.T_MINUS_DATABASE_URL) : undefined)
+  if (databaseUrl !== undefined && string("db") !== undefined)
+    return usage("give --db (SQLite) or --database-url (Postgres), not both", command)
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl))
+    return usage("--database-url: expected postgres://user@host:port/database", command)
+  const databaseSchema = string("database-schema") ?? nonEmpty(env.T_MINUS_DATABASE_SCHEMA)
+  if (databaseSchema !== undefined && !/^[a-z_][a-z0-9_]{0,47}$/.test(databaseSchema))
+    return usage("--database-schema: lower-case letters, digits and _, at most 48 characters", command)
   const db = string("db") ?? nonEmpty(env.T_MINUS_DB) ?? "./t-minus.db"
   const agent = string("as") ?? nonEmpty(env.T_MINUS_AGENT)
   const nowText = string("now")
@@ -225,6 +244,8 @@ export const main = async (given: ReadonlyArray<string>, io: Io): Promise<number
       open: async (options = {}) => {
         backend = await open({
           db,
+          databaseUrl,
+          databaseSchema,
           server,
           apiKey: string("api-key") ?? nonEmpty(env.T_MINUS_API_KEY),
           now: options.runner === true ? undefined : fixedNow,

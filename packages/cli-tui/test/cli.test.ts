@@ -8,7 +8,17 @@ import * as NodePath from "node:path"
 import stringWidth from "string-width"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { COMMANDS } from "../src/commands.ts"
-import { cli, embedded, json, type Mode, remote, runBin, tempDir } from "./harness.ts"
+import {
+  cli,
+  embedded,
+  embeddedPostgres,
+  json,
+  type Mode,
+  postgresUp,
+  remote,
+  runBin,
+  tempDir
+} from "./harness.ts"
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what is looked for
 const ANSI = /\u001b\[/
@@ -20,8 +30,14 @@ const near = (iso: string, expected: number, slackMs = 5_000) =>
     `${iso} is not near ${new Date(expected).toISOString()}`
   )
 
-for (const make of [embedded, remote]) {
-  describe(`t-minus, ${make === embedded ? "embedded" : "remote"}`, () => {
+const modes = [
+  ["embedded", embedded],
+  ["remote", remote],
+  ...(postgresUp ? ([["embedded on PostgreSQL", embeddedPostgres]] as const) : [])
+] as const
+
+for (const [label, make] of modes) {
+  describe(`t-minus, ${label}`, () => {
     let mode: Mode
     beforeAll(async () => {
       mode = await make()

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -55,6 +56,11 @@ export interface CancelOptions {
 export interface TickOptions {
   /** How late an event with `misfire: "miss"` may still fire; default 60 s. */
   readonly misfireGraceMs?: number | undefined
+  /**
+   * Who ticks (a server replica's id): written as `replica` in the detail of the transitions the
+   * tick decides (fired, missed, deferred, released), so history shows which replica made each.
+   */
+  readonly replica?: string | undefined
 }
 
 /**
@@ -325,10 +331,12 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       )
 
     /**
-     * Group commit. Single schedules that arrive while a transaction is running wait here and are
-     * then committed together, in one transaction, each answered with its own outcome (a quota
-     * refusal of one does not affect the others). One commit, one change signal and one wake of
-     * the runner per group instead of per event.
+     * Group commit. Single schedules and responses (confirm, defer, decline) that arrive while a
+     * transaction is running wait here and are then committed together, in one transaction, each
+     * answered with its own outcome: a quota refusal of one schedule, or a refused response, does
+     * not affect the others. One commit (and on Postgres one round of statements for BEGIN, the
+     * write lock and COMMIT), one change signal and one wake of the runner per group instead of
+     * per call.
      */
     interface Waiting {
       readonly event: Event
@@ -336,10 +344,39 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       readonly now: number
       readonly done: Deferred.Deferred<Event, CoordinatorError>
     }
+    /**
+     * A response waiting for the group: it reads, decides (failing only with its own typed error,
+     * before it writes) and writes; a storage failure fails the whole group.
+     */
+    interface WaitingJob {
+      readonly run: Effect.Effect<Event, CoordinatorError>
+      readonly scope: TenantScope | null
+      readonly done: Deferred.Deferred<Event, CoordinatorError>
+    }
     let waiting: Array<Waiting> = []
+    let waitingJobs: Array<WaitingJob> = []
     let leading = false
 
-    const commitGroup = (group: ReadonlyArray<Waiting>) =>
+    /** Runs the group's responses in order, each in its caller's tenant scope; their outcomes. */
+    const runJobs = (jobs: ReadonlyArray<WaitingJob>) =>
+      Effect.gen(function* () {
+        const outcomes: Array<Exit.Exit<Event, CoordinatorError>> = []
+        for (const job of jobs) {
+          const exit = yield* Effect.exit(Effect.locally(job.run, currentTenant, job.scope))
+          // Its own refusal (typed, nothing written) is its answer; anything else ends the group.
+          const refusal = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+          if (Exit.isFailure(exit) && (Option.isNone(refusal) || refusal.value._tag === "StorageError")) {
+            return yield* Effect.failCause(exit.cause)
+          }
+          outcomes.push(exit)
+        }
+        return outcomes
+      })
+
+    const commitGroup = (
+      group: ReadonlyArray<Waiting>,
+      jobs: ReadonlyArray<WaitingJob>
+    ): Effect.Effect<void> =>
       Effect.flatMap(
         Effect.exit(
           store.transaction(
@@ -366,23 +403,62 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               // Refusals say when to retry from the tenant's events, this group's included.
               const refused: Array<readonly [Waiting, ResourceExhausted]> = []
               for (const [w, limit] of over) refused.push([w, yield* exhausted(w.event.tenant, limit, w.now)])
-              return refused
+              return { refused, outcomes: jobs.length === 0 ? [] : yield* runJobs(jobs) }
             })
           )
         ),
-        (exit) =>
-          Effect.sync(() => {
+        (exit) => {
+          // A failed group (storage, or a member's defect) is committed again one member at a
+          // time, so that one member's failure answers only that member.
+          if (Exit.isFailure(exit) && group.length + jobs.length > 1) {
+            return Effect.zipRight(
+              Effect.forEach(group, (w) => commitGroup([w], []), { discard: true }),
+              Effect.forEach(jobs, (job) => commitGroup([], [job]), { discard: true })
+            )
+          }
+          return Effect.sync(() => {
             if (Exit.isFailure(exit)) {
               for (const w of group) Deferred.unsafeDone(w.done, Exit.failCause(exit.cause))
+              for (const job of jobs) Deferred.unsafeDone(job.done, Exit.failCause(exit.cause))
               return
             }
-            const refusedBy = new Map(exit.value)
+            const refusedBy = new Map(exit.value.refused)
             for (const w of group) {
               const refusal = refusedBy.get(w)
               Deferred.unsafeDone(w.done, refusal === undefined ? Exit.succeed(w.event) : Exit.fail(refusal))
             }
+            for (let i = 0; i < jobs.length; i++) Deferred.unsafeDone(jobs[i]!.done, exit.value.outcomes[i]!)
           })
+        }
       )
+
+    /** Starts a leader unless one runs (a leader always runs while anything is queued). */
+    const ensureLeader = Effect.suspend(() => {
+      if (leading) return Effect.void
+      leading = true
+      return Effect.asVoid(Effect.forkDaemon(lead))
+    })
+
+    /** A response committed with the next group (see `scheduleGrouped` for the protocol). */
+    const grouped = (run: Effect.Effect<Event, CoordinatorError>) =>
+      Effect.withFiberRuntime<Event, CoordinatorError>((fiber) => {
+        const job: WaitingJob = {
+          run,
+          scope: fiber.getFiberRef(currentTenant),
+          done: Deferred.unsafeMake(FiberId.none)
+        }
+        const enqueue = Effect.uninterruptible(
+          Effect.suspend(() => {
+            waitingJobs.push(job)
+            return ensureLeader
+          })
+        )
+        return Effect.onInterrupt(Effect.zipRight(enqueue, Deferred.await(job.done)), () =>
+          Effect.sync(() => {
+            waitingJobs = waitingJobs.filter((other) => other !== job)
+          })
+        )
+      })
 
     const scheduleGrouped = (event: Event, scope: TenantScope | null, now: number) =>
       Effect.suspend(() => {
@@ -398,9 +474,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         const enqueue = Effect.uninterruptible(
           Effect.suspend(() => {
             waiting.push(w)
-            if (leading) return Effect.void
-            leading = true
-            return Effect.asVoid(Effect.forkDaemon(lead))
+            return ensureLeader
           })
         )
         return Effect.onInterrupt(Effect.zipRight(enqueue, Deferred.await(w.done)), () =>
@@ -416,12 +490,14 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       Effect.uninterruptible(
         Effect.suspend(function next(): Effect.Effect<void> {
           const group = waiting
+          const jobs = waitingJobs
           waiting = []
-          if (group.length === 0) {
+          waitingJobs = []
+          if (group.length === 0 && jobs.length === 0) {
             leading = false
             return Effect.void
           }
-          return Effect.flatMap(commitGroup(group), next)
+          return Effect.flatMap(commitGroup(group, jobs), next)
         })
       )
     )
@@ -483,14 +559,15 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     const respond = (eventId: string, agent: string, response: Lifecycle.Response) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        return yield* store.transaction(
-          Effect.gen(function* () {
-            const event = yield* load(eventId)
-            const outcome = yield* Lifecycle.respond(event, agent, response, now)
-            if (outcome.event !== event) yield* commit([outcome.event], outcome.history)
-            return outcome.event
-          })
-        )
+        // Reads and decides first: a refusal writes nothing (what a group needs of its members).
+        const body = Effect.gen(function* () {
+          const event = yield* load(eventId)
+          const outcome = yield* Lifecycle.respond(event, agent, response, now)
+          if (outcome.event !== event) yield* commit([outcome.event], outcome.history)
+          return outcome.event
+        })
+        const inside = yield* store.inTransaction
+        return yield* inside ? body : grouped(body)
       })
 
     /** Makes the scheduled dependents of failed events due now, so the next tick misses them. */
@@ -594,7 +671,13 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
                   updated.set(event.id, Lifecycle.doom(current, now))
                 }
               }
-              yield* commit([...updated.values()], history)
+              const replica = tickOptions.replica
+              yield* commit(
+                [...updated.values()],
+                replica === undefined
+                  ? history
+                  : history.map((h) => ({ ...h, detail: { ...h.detail, replica } }))
+              )
               const ended = [...updated.values()].filter((e) => e.status !== "scheduled")
               if (ended.length > 0) yield* afterEnd(ended, now, waitedUntil)
               if (due.length < TICK_BATCH && !touchedOthers && ended.every((e) => e.recurrence === null))

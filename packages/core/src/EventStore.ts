@@ -12,6 +12,7 @@ import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
 import type { StorageError } from "./Errors.ts"
 import type {
   Campaign,
@@ -151,7 +152,65 @@ export interface EventStoreShape {
    * `data_version`); constant for stores no other process can reach.
    */
   readonly externalVersion: Effect.Effect<number, StorageError>
+  /**
+   * What other processes' commits wrote, pushed as they commit (Postgres LISTEN/NOTIFY), so a
+   * runner re-arms at once instead of at its next `externalVersion` poll. A lost connection, and
+   * every (re)start of listening, yields `UNKNOWN_WRITE`. Absent where only polling can tell.
+   */
+  readonly externalWrites?: Stream.Stream<WriteHint> | undefined
+  /**
+   * Takes lease `name` for `owner` until `now + ttlMs` when it is free, expired at `now`, or
+   * already `owner`'s (a renewal), and returns the lease as it then stands: `owner`'s, or the
+   * other holder's. A change of owner advances the lease's fencing `token`. Runs in a transaction.
+   */
+  readonly acquireLease: (
+    name: string,
+    owner: string,
+    now: number,
+    ttlMs: number
+  ) => Effect.Effect<Lease, StorageError>
+  /**
+   * Whether `lease` (its owner and token) still holds at `now`. Inside a transaction the answer
+   * stands until it commits: taking a lease over needs the same write lock.
+   */
+  readonly holdsLease: (lease: Lease, now: number) => Effect.Effect<boolean, StorageError>
 }
+
+/**
+ * A lease on shared work (the runner's ticking): held by `owner` until `expiresAt` unless
+ * renewed. `token` grows with every change of owner: work done under an older token is fenced out.
+ *
+ * @since 0.1.0
+ */
+export interface Lease {
+  readonly name: string
+  readonly owner: string
+  readonly token: number
+  readonly expiresAt: number
+}
+
+/** Whether a lease row (or none) may be taken by `owner` at `now`, and with which token. @internal */
+export const nextLease = (
+  current: Lease | undefined,
+  name: string,
+  owner: string,
+  now: number,
+  ttlMs: number
+): { readonly lease: Lease; readonly write: boolean } =>
+  current === undefined
+    ? { lease: { name, owner, token: 1, expiresAt: now + ttlMs }, write: true }
+    : current.owner === owner
+      ? { lease: { ...current, expiresAt: now + ttlMs }, write: true }
+      : current.expiresAt <= now
+        ? { lease: { name, owner, token: current.token + 1, expiresAt: now + ttlMs }, write: true }
+        : { lease: current, write: false }
+
+/** Whether `held` is still `current` at `now`. @internal */
+export const stillHeld = (current: Lease | undefined, held: Lease, now: number): boolean =>
+  current !== undefined &&
+  current.owner === held.owner &&
+  current.token === held.token &&
+  current.expiresAt > now
 
 /**
  * What a committed transaction wrote, as far as the runner cares: the earliest `dueAt` among the
@@ -254,6 +313,7 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
   const history = new Map<string, Array<HistoryEntry>>()
   const campaigns = new Map<string, Campaign>()
   const actions = new Map<string, QueuedAction>()
+  const leases = new Map<string, Lease>()
   const log: Array<Transition> = []
   const signal = makeChangeSignal()
   const lock = yield* Effect.makeSemaphore(1)
@@ -302,29 +362,31 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     return out
   }
 
-  return {
-    transaction: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.withFiberRuntime<A, E, R>((fiber) =>
-        fiber.getFiberRef(inTransaction)
-          ? effect
-          : lock.withPermits(1)(
-              Effect.suspend(() => {
-                const reverts: Array<() => void> = []
-                undo = reverts
-                due = Number.POSITIVE_INFINITY
-                wroteActions = false
-                return Effect.locally(effect, inTransaction, true).pipe(
-                  Effect.onExit((exit) =>
-                    Effect.sync(() => {
-                      undo = null
-                      if (exit._tag === "Failure") for (const revert of reverts.reverse()) revert()
-                      else if (reverts.length > 0) signal.bump({ earliestDue: due, actions: wroteActions })
-                    })
-                  )
+  const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.withFiberRuntime<A, E, R>((fiber) =>
+      fiber.getFiberRef(inTransaction)
+        ? effect
+        : lock.withPermits(1)(
+            Effect.suspend(() => {
+              const reverts: Array<() => void> = []
+              undo = reverts
+              due = Number.POSITIVE_INFINITY
+              wroteActions = false
+              return Effect.locally(effect, inTransaction, true).pipe(
+                Effect.onExit((exit) =>
+                  Effect.sync(() => {
+                    undo = null
+                    if (exit._tag === "Failure") for (const revert of reverts.reverse()) revert()
+                    else if (reverts.length > 0) signal.bump({ earliestDue: due, actions: wroteActions })
+                  })
                 )
-              })
-            )
-      ),
+              )
+            })
+          )
+    )
+
+  return {
+    transaction,
     inTransaction: FiberRef.get(inTransaction),
     insertEvents: (list) =>
       Effect.sync(() => {
@@ -508,7 +570,16 @@ export const makeMemory: Effect.Effect<EventStoreShape> = Effect.gen(function* (
     observeWrites: signal.observe,
     localChanges: signal.localChanges,
     awaitLocalChange: signal.awaitLocalChange,
-    externalVersion: Effect.succeed(0)
+    externalVersion: Effect.succeed(0),
+    acquireLease: (name, owner, now, ttlMs) =>
+      transaction(
+        Effect.sync(() => {
+          const next = nextLease(leases.get(name), name, owner, now, ttlMs)
+          if (next.write) setIn(leases, name, next.lease)
+          return next.lease
+        })
+      ),
+    holdsLease: (held, now) => read(() => stillHeld(leases.get(held.name), held, now))
   }
 })
 

@@ -21,17 +21,19 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Actions from "./Actions.ts"
 import * as CoordinatorModule from "./Coordinator.ts"
 import { Coordinator } from "./Coordinator.ts"
-import type { CoordinatorError } from "./Errors.ts"
+import type { CoordinatorError, StorageError } from "./Errors.ts"
 import type { Event, HistoryEntry, QueuedAction, Transition, WaitResult } from "./Event.ts"
-import { EventStore, makeChangeSignal } from "./EventStore.ts"
+import { EventStore, type Lease, makeChangeSignal, type WriteHint } from "./EventStore.ts"
 import * as Lifecycle from "./Lifecycle.ts"
 import { formatDuration } from "./TimeGrammar.ts"
 
@@ -94,7 +96,35 @@ export interface RunnerOptions {
    * short is attempted again after its lease (delivery is at least once).
    */
   readonly shutdownGraceMs?: number | undefined
+  /**
+   * Runs this runner as one replica of several sharing the database (`t-minus-server` on
+   * Postgres). Only the holder of the tick lease ticks: it renews the lease every third of
+   * `leaseMs`; when it stops renewing (dead, frozen, cut off), another replica takes the lease
+   * over once it expires. Every tick checks the lease inside its own transaction, so a replica
+   * that lost it (say, frozen past it) fires nothing. Actions are delivered by every replica, each
+   * attempt under its own claim. Without this option every runner ticks (the database's write
+   * lock still makes each transition happen once).
+   */
+  readonly replica?: ReplicaOptions | undefined
 }
+
+/**
+ * A runner as one of several replicas (see `RunnerOptions.replica`).
+ *
+ * @since 0.1.0
+ */
+export interface ReplicaOptions {
+  /** Names the replica in the lease and in history (`detail.replica`); default a random id. */
+  readonly id?: string | undefined
+  /** How long the tick lease lasts unrenewed, in ms; default `DEFAULT_LEASE_MS`. */
+  readonly leaseMs?: number | undefined
+}
+
+/** The tick lease's default duration: a dead replica's ticking is taken over within it. @since 0.1.0 */
+export const DEFAULT_LEASE_MS = 10_000
+
+/** The name of the lease whose holder ticks. @since 0.1.0 */
+export const TICK_LEASE = "tick"
 
 /**
  * Which transitions `watch` streams; every given criterion must hold. `agent` matches entries
@@ -133,6 +163,8 @@ export interface RunnerShape {
     filter?: WatchFilter,
     options?: { readonly latencyMs?: number | undefined }
   ) => Effect.Effect<() => void>
+  /** Whether this runner ticks: always without `replica`, else while it holds the tick lease. */
+  readonly ticking: Effect.Effect<boolean>
 }
 
 const ended = (event: Event): WaitResult | null =>
@@ -204,6 +236,9 @@ const survive = <R>(label: string, effect: Effect.Effect<void, unknown, R>): Eff
 
 /** How long running attempts may take to finish when the runner stops, by default. @since 0.1.0 */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000
+
+/** How a claimed attempt's reads and its recording are tried again after a storage failure. */
+const storageRetry = { times: 10, schedule: Schedule.spaced(Duration.millis(500)) }
 
 /** Rows of the history log read at a time by the watch tail. */
 const TAIL_BATCH = 1_000
@@ -326,12 +361,23 @@ export const make = (
     const retryScheduleMs = (options.retrySchedule ?? DEFAULT_RETRY_SCHEDULE).map((d, i) =>
       Either.getOrThrowWith(Lifecycle.durationMs(d, `retrySchedule[${i}]`), (e) => e)
     )
-    const pollMs = Math.max(1, options.externalPollMs ?? 100)
+    // Where other processes' commits are pushed (Postgres), polling is only the safety net.
+    const pollMs = Math.max(1, options.externalPollMs ?? (store.externalWrites === undefined ? 100 : 1_000))
     const concurrency = Math.max(1, options.deliveryConcurrency ?? 16)
     const leaseFor = (action: QueuedAction["action"]) =>
       options.attemptLeaseMs ?? Actions.attemptTimeoutMs(action, actionsConfig) + LEASE_MARGIN_MS
     const chunkMs = Math.min(MAX_SLEEP_MS, Math.max(1, options.clockCheckMs ?? CLOCK_CHECK_MS))
-    const tickOptions = { misfireGraceMs: options.misfireGraceMs }
+    const replica = options.replica
+    const nonce = Math.random().toString(36).slice(2, 10)
+    const replicaId = replica?.id ?? `replica-${nonce}`
+    // The lease's owner is this process, not its name: two replicas given the same id (a shared
+    // config file) must still not share the lease, nor its fencing.
+    const leaseOwner = `${replicaId}#${nonce}`
+    const leaseMs = Math.max(30, replica?.leaseMs ?? DEFAULT_LEASE_MS)
+    const tickOptions = {
+      misfireGraceMs: options.misfireGraceMs,
+      ...(replica === undefined ? {} : { replica: replicaId })
+    }
 
     // The watch tail's wake-up signal: this process's commits, commits by other processes (seen
     // by one poller) and new watchers all bump it. The tick and delivery loops have their own,
@@ -353,8 +399,7 @@ export const make = (
     let dueStale = true
     let actionsStale = true
     let dueTarget = Number.POSITIVE_INFINITY
-    // Called after the commit, before anyone hears of it: a loop that wakes reads what it wrote.
-    const unobserve = store.observeWrites((write) => {
+    const onWrite = (write: WriteHint) => {
       if (write.earliestDue < dueTarget) {
         dueStale = true
         dueWake.bump()
@@ -363,8 +408,22 @@ export const make = (
         actionsStale = true
         actionsWake.bump()
       }
-    })
+    }
+    // Called after the commit, before anyone hears of it: a loop that wakes reads what it wrote.
+    const unobserve = store.observeWrites(onWrite)
     yield* Effect.addFinalizer(() => Effect.sync(unobserve))
+    // Other processes' commits, where the store pushes them.
+    const external = store.externalWrites
+    if (external !== undefined) {
+      yield* Effect.forkScoped(
+        Stream.runForEach(external, (write) =>
+          Effect.sync(() => {
+            onWrite(write)
+            wake.bump()
+          })
+        )
+      )
+    }
     // A read that fails or dies leaves its loop to read again.
     const staleOnError = (mark: () => void) => Effect.tapErrorCause(() => Effect.sync(mark))
 
@@ -440,6 +499,69 @@ export const make = (
               })
             })
 
+    // The tick lease (replicas only): taken, renewed every third of its time, or waited for.
+    let held: Lease | null = null
+    let leaving = false
+    const leaseWake = makeChangeSignal()
+    if (replica !== undefined) {
+      // A replica that stops gives its lease up (it expires now), so another takes it over at
+      // its next ask instead of at the expiry; ticks after that are fenced out like any other.
+      yield* Effect.addFinalizer(() =>
+        Effect.suspend(() => {
+          leaving = true
+          if (held === null) return Effect.void
+          held = null
+          return Effect.ignore(
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              store.acquireLease(TICK_LEASE, leaseOwner, now, 0)
+            )
+          )
+        })
+      )
+      yield* Effect.forkScoped(
+        Effect.forever(
+          survive(
+            "lease",
+            Effect.gen(function* () {
+              const seen = yield* leaseWake.localChanges
+              if (leaving) return yield* Effect.never
+              const now = yield* Clock.currentTimeMillis
+              const lease = yield* store.acquireLease(TICK_LEASE, leaseOwner, now, leaseMs)
+              const mine = lease.owner === leaseOwner
+              if (mine && held?.token !== lease.token) {
+                yield* Effect.logInfo(`t-minus runner: ${replicaId} ticks (lease token ${lease.token})`)
+                dueStale = true
+                dueWake.bump()
+              } else if (!mine && held !== null) {
+                yield* Effect.logWarning(`t-minus runner: ${replicaId} lost the tick lease to ${lease.owner}`)
+              }
+              held = mine ? lease : null
+              // The holder renews every third of the lease; the others ask as often, or at its expiry
+              // when that is sooner (a holder that stops gives the lease up: see below).
+              const wait = mine ? leaseMs / 3 : Math.min(leaseMs / 3, Math.max(10, lease.expiresAt - now))
+              yield* Effect.raceFirst(Effect.sleep(Duration.millis(wait)), leaseWake.awaitLocalChange(seen))
+            })
+          )
+        )
+      )
+    }
+    /** One tick; a replica ticks only under the lease it holds, checked in the tick's transaction. */
+    const tickNow = (now: number) =>
+      replica === undefined
+        ? Effect.asVoid(coordinator.tick(now, tickOptions))
+        : store.transaction(
+            Effect.gen(function* () {
+              const lease = held
+              if (lease !== null && (yield* store.holdsLease(lease, now))) {
+                yield* coordinator.tick(now, tickOptions)
+                return
+              }
+              // Lost (taken over, or expired unrenewed): stop ticking, ask the lease loop again.
+              if (held === lease) held = null
+              leaseWake.bump()
+            })
+          )
+
     // The clock loop: tick whatever is due, then sleep until the next due instant or a change.
     let knownDue: Option.Option<number> = Option.none()
     yield* Effect.forkScoped(
@@ -448,6 +570,8 @@ export const make = (
           "tick",
           Effect.gen(function* () {
             const seen = yield* dueWake.localChanges
+            // A replica without the lease waits until it takes it (which bumps `dueWake`).
+            if (replica !== undefined && held === null) return yield* dueWake.awaitLocalChange(seen)
             const now = yield* Clock.currentTimeMillis
             if (dueStale || (Option.isSome(knownDue) && knownDue.value <= now)) {
               dueStale = false
@@ -457,7 +581,7 @@ export const make = (
             const next = knownDue
             if (Option.isSome(next) && next.value <= now) {
               dueStale = true
-              yield* coordinator.tick(now, tickOptions)
+              yield* tickNow(now)
               return
             }
             dueTarget = Option.isSome(next) ? next.value : Number.POSITIVE_INFINITY
@@ -493,7 +617,11 @@ export const make = (
           : null
     const deliverOne = (queued: QueuedAction, leaseAt: number): Effect.Effect<void, unknown, Platform> =>
       Effect.gen(function* () {
-        const event = yield* store.getEvent(queued.eventId)
+        // Claimed, the action is hidden from every runner until its lease: a read that fails (a
+        // connection lost meanwhile) is tried again rather than leaving it hidden that long.
+        const event = yield* Effect.retry(store.getEvent(queued.eventId), storageRetry)
+        // A runner frozen past its claim (the action may be another's by now) leaves it alone.
+        if ((yield* Clock.currentTimeMillis) >= leaseAt) return
         const missing = unavailable(queued.action)
         const outcome: Actions.AttemptOutcome = Option.isNone(event)
           ? { _tag: "Failed", retry: false, error: `event ${queued.eventId} no longer exists`, durationMs: 0 }
@@ -515,8 +643,35 @@ export const make = (
                 services
               ) as Effect.Effect<Actions.AttemptOutcome, never, Platform>
         const now = yield* Clock.currentTimeMillis
-        yield* store.transaction(
-          Effect.gen(function* () {
+        // The attempt happened: its outcome is worth a few tries (a connection lost meanwhile,
+        // say). Recording twice is harmless: the claim's instant tells a stale outcome.
+        yield* Effect.retry(
+          Effect.suspend(() =>
+            record({ queued, leaseAt, outcome, now, done: Deferred.unsafeMake(FiberId.none) })
+          ),
+          storageRetry
+        )
+      })
+    /**
+     * Outcomes are recorded in groups: those that finish while a group commits wait and go into
+     * the next one, one transaction for many attempts (on Postgres, one round of BEGIN, write
+     * lock and COMMIT instead of one per attempt). Each attempt's caller waits for its group.
+     */
+    interface Outcome {
+      readonly queued: QueuedAction
+      readonly leaseAt: number
+      readonly outcome: Actions.AttemptOutcome
+      readonly now: number
+      readonly done: Deferred.Deferred<void, StorageError>
+    }
+    let outcomes: Array<Outcome> = []
+    let recording = false
+    const recordGroup = (group: ReadonlyArray<Outcome>) =>
+      store.transaction(
+        Effect.gen(function* () {
+          const updates: Array<QueuedAction> = []
+          const entries: Array<HistoryEntry> = []
+          for (const { queued, leaseAt, outcome, now } of group) {
             const current = yield* store.getAction(queued.key)
             const recorded = recordAttempt(queued, outcome, retryScheduleMs, now)
             const stillOurs =
@@ -524,15 +679,50 @@ export const make = (
               current.value.status === "pending" &&
               current.value.attempts === queued.attempts &&
               current.value.nextAttemptAt?.getTime() === leaseAt
-            if (stillOurs) yield* store.updateActions([recorded.action])
-            yield* store.appendHistory([
+            if (stillOurs) updates.push(recorded.action)
+            entries.push(
               stillOurs
                 ? recorded.entry
                 : { ...recorded.entry, detail: { ...recorded.entry.detail, stale: true } }
-            ])
-          })
-        )
+            )
+          }
+          if (updates.length > 0) yield* store.updateActions(updates)
+          yield* store.appendHistory(entries)
+        })
+      )
+    const recorder: Effect.Effect<void> = Effect.suspend(function next(): Effect.Effect<void> {
+      const group = outcomes
+      outcomes = []
+      if (group.length === 0) {
+        recording = false
+        return Effect.void
+      }
+      return Effect.flatMap(Effect.exit(recordGroup(group)), (exit) => {
+        if (Exit.isFailure(exit) && group.length > 1) {
+          // One member's failure must not fail the others: each is recorded on its own.
+          return Effect.flatMap(
+            Effect.forEach(group, (o) =>
+              Effect.flatMap(Effect.exit(recordGroup([o])), (own) =>
+                Effect.sync(() => Deferred.unsafeDone(o.done, own))
+              )
+            ),
+            next
+          )
+        }
+        for (const o of group) Deferred.unsafeDone(o.done, exit)
+        return next()
       })
+    })
+    const record = (o: Outcome): Effect.Effect<void, StorageError> =>
+      Effect.zipRight(
+        Effect.suspend(() => {
+          outcomes.push(o)
+          if (recording) return Effect.void
+          recording = true
+          return Effect.asVoid(Effect.forkDaemon(Effect.uninterruptible(recorder)))
+        }),
+        Deferred.await(o.done)
+      )
     /** Claims up to `limit` due attempts not already running here; `blocked` when only those were due. */
     const claim = (now: number, limit: number) =>
       store.transaction(
@@ -707,6 +897,7 @@ export const make = (
     )
 
     return {
+      ticking: Effect.sync(() => replica === undefined || held !== null),
       listen: (call, filter = {}, options = {}) =>
         Effect.gen(function* () {
           yield* startTail

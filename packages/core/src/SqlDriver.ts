@@ -14,6 +14,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
 import { StorageError } from "./Errors.ts"
 import { makeChangeSignal, type WriteHint } from "./EventStore.ts"
 
@@ -62,6 +64,32 @@ export interface SqlDriver {
   readonly localChanges: Effect.Effect<number>
   /** Waits until `localChanges` exceeds `seen`. */
   readonly awaitLocalChange: (seen: number) => Effect.Effect<void>
+  /** Other processes' commits as they happen, where the database can push them (see `EventStoreShape`). */
+  readonly externalWrites?: Stream.Stream<WriteHint> | undefined
+}
+
+/**
+ * Where a Postgres driver announces its commits: every transaction that wrote sends
+ * `NOTIFY channel, '<source>:<earliestDue>:<0|1>'` (delivered when it commits), which
+ * `parseNotice` reads back on the listening side.
+ *
+ * @since 0.1.0
+ */
+export interface Announce {
+  readonly channel: string
+  /** This driver's own id: listeners skip their own commits (they see them locally). */
+  readonly source: string
+}
+
+/** The write a notice announces, or `null` for this process's own (or a notice not ours). @since 0.1.0 */
+export const parseNotice = (payload: string, ownSource: string): WriteHint | null => {
+  const [source, due, actions] = payload.split(":")
+  if (source === ownSource || due === undefined || actions === undefined) return null
+  const earliest = Number(due)
+  return {
+    earliestDue: Number.isNaN(earliest) ? Number.NEGATIVE_INFINITY : earliest,
+    actions: actions !== "0"
+  }
 }
 
 /**
@@ -127,9 +155,14 @@ export const storageError = (message: string, cause: unknown): StorageError => {
   return new StorageError({ message: `${message}: ${detail}`, ...(code === undefined ? {} : { code }) })
 }
 
-/** Whether an error is SQLite's "database is locked", after which a whole transaction is retried. @since 0.1.0 */
+/**
+ * Whether an error says the write lock was not had in time, after which a whole transaction is
+ * retried: SQLite's "database is locked", Postgres's `lock_not_available` (its `lock_timeout`).
+ *
+ * @since 0.1.0
+ */
 export const isBusy = (error: unknown): boolean =>
-  error instanceof StorageError && (error.code ?? "").startsWith("SQLITE_BUSY")
+  error instanceof StorageError && ((error.code ?? "").startsWith("SQLITE_BUSY") || error.code === "55P03")
 
 const fromSqlError = (error: SqlError): StorageError => storageError(error.message, error.cause)
 
@@ -157,8 +190,19 @@ export const META_TABLE: ReadonlyArray<string> = [
  *
  * @since 0.1.0
  */
-export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.SqlClient> = Effect.gen(
-  function* () {
+export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.SqlClient> = Effect.suspend(() =>
+  fromSqlClientWith({})
+)
+
+/**
+ * `fromSqlClient`, on Postgres announcing every commit that wrote on `announce.channel`.
+ *
+ * @since 0.1.0
+ */
+export const fromSqlClientWith = (options: {
+  readonly announce?: Announce | undefined
+}): Effect.Effect<SqlDriver, StorageError, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const dialect: Dialect = sql.onDialectOrElse({ pg: () => "pg" as const, orElse: () => "sqlite" as const })
     const text = dialect === "pg" ? dollarPlaceholders : (s: string) => s
@@ -178,7 +222,14 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
         ? "SELECT value FROM tminus_meta WHERE key = 'change_counter' FOR UPDATE"
         : "UPDATE tminus_meta SET value = value WHERE 0"
     )
-    const advance = query("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'")
+    const announce = options.announce
+    const advance = (tx: OpenTransaction) =>
+      announce === undefined
+        ? query("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'")
+        : query(
+            "UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter' RETURNING pg_notify(?, ?)",
+            [announce.channel, `${announce.source}:${tx.earliestDue}:${tx.actions ? 1 : 0}`]
+          )
     const signal = makeChangeSignal()
     const current = FiberRef.unsafeMake<OpenTransaction | null>(null)
     // A fiber forked inside a transaction that outlived it still carries that transaction's
@@ -207,7 +258,7 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
         const body = Effect.zipRight(lock, Effect.locally(effect, current, tx))
         return sql
           .withTransaction(
-            dialect === "pg" ? Effect.tap(body, () => (tx.wrote ? advance : Effect.void)) : body
+            dialect === "pg" ? Effect.tap(body, () => (tx.wrote ? advance(tx) : Effect.void)) : body
           )
           .pipe(
             Effect.ensuring(Effect.sync(() => (tx.open = false))),
@@ -219,10 +270,17 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
         isOpen(fiber.getFiberRef(current))
           ? effect
           : outside(attempt(effect)).pipe(
+              // `@effect/sql` dies when COMMIT or ROLLBACK fails (a connection lost mid-transaction,
+              // or ended by the server): to the store that is a storage failure like any other.
+              Effect.catchSomeDefect((defect) =>
+                isSqlError(defect) ? Option.some(Effect.fail(defect)) : Option.none()
+              ),
               Effect.mapError((error: E | SqlError | StorageError) =>
                 isSqlError(error) ? fromSqlError(error) : error
               ),
-              Effect.retry({ while: isBusy, times: 100 }),
+              // Postgres waits in turns of its `lock_timeout` (250 ms): long enough for a frozen
+              // holder to be ended by `idle_in_transaction_session_timeout` (the lease).
+              Effect.retry({ while: isBusy, times: dialect === "pg" ? 600 : 100 }),
               Effect.map(([a, tx]) => {
                 if (tx.wrote) signal.bump(tx)
                 return a
@@ -262,5 +320,4 @@ export const fromSqlClient: Effect.Effect<SqlDriver, StorageError, SqlClient.Sql
       localChanges: signal.localChanges,
       awaitLocalChange: signal.awaitLocalChange
     }
-  }
-)
+  })

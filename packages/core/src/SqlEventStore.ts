@@ -14,7 +14,15 @@ import * as Option from "effect/Option"
 import type { StorageError } from "./Errors.ts"
 import type { Campaign, Event, HistoryEntry, QueuedAction, Transition } from "./Event.ts"
 import { DEFAULT_TENANT } from "./Event.ts"
-import { type EventFilter, EventStore, type EventStoreShape, earliestDue } from "./EventStore.ts"
+import {
+  type EventFilter,
+  EventStore,
+  type EventStoreShape,
+  earliestDue,
+  type Lease,
+  nextLease,
+  stillHeld
+} from "./EventStore.ts"
 import type { Predecessor } from "./Lifecycle.ts"
 import { type Dialect, fromSqlClient, META_TABLE, placeholders, type SqlDriver } from "./SqlDriver.ts"
 
@@ -163,6 +171,13 @@ export const migrations: ReadonlyArray<Migration> = [
                UPDATE tenant_usage SET active = active - 1 WHERE tenant = OLD.tenant;
              END`
           ]
+  },
+  {
+    id: 5,
+    name: "leases: which server replica ticks",
+    statements: () => [
+      "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
+    ]
   }
 ]
 
@@ -395,6 +410,49 @@ const EVENT_VALUES = placeholders(COLUMNS.length)
 const MUTABLE_INDEXES = MUTABLE_COLUMNS.map((c) => COLUMNS.indexOf(c))
 const UPDATE_EVENT = `UPDATE events SET ${MUTABLE_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`
 
+/** The Postgres types of the columns updated in bulk (parameters in `VALUES` need them). */
+const PG_TYPES: Record<string, string> = {
+  id: "text",
+  key: "text",
+  attendees: "text",
+  scheduled_at: "bigint",
+  fire_at: "bigint",
+  due_at: "bigint",
+  status: "text",
+  deferrals_used: "integer",
+  campaign_id: "text",
+  updated_at: "bigint",
+  fired_at: "bigint",
+  missed_at: "bigint",
+  cancelled_at: "bigint",
+  ended_at: "bigint",
+  reason: "text",
+  version: "integer",
+  attempts: "integer",
+  next_attempt_at: "bigint",
+  last_error: "text"
+}
+
+/**
+ * One statement that updates many rows on Postgres (a statement per row costs a round trip
+ * each): `UPDATE t SET (…) = (v.…) FROM (VALUES …) v WHERE t.key = v.key`. Rows are
+ * `[key, ...values of columns]`.
+ */
+const pgBulkUpdate = (table: string, key: string, columns: ReadonlyArray<string>, rows: number) => {
+  const all = [key, ...columns]
+  const row = `(${all.map((c) => `?::${PG_TYPES[c]}`).join(", ")})`
+  return `UPDATE ${table} SET (${columns.join(", ")}) = (${columns.map((c) => `v.${c}`).join(", ")}) FROM (VALUES ${repeat(row, rows)}) AS v (${all.join(", ")}) WHERE ${table}.${key} = v.${key}`
+}
+/** The last of each key's rows, in first-seen order (a bulk update applies one row per key). */
+const lastByKey = <A>(rows: ReadonlyArray<A>, key: (a: A) => string): ReadonlyArray<A> => {
+  const byKey = new Map<string, A>()
+  for (const row of rows) byKey.set(key(row), row)
+  return byKey.size === rows.length ? rows : [...byKey.values()]
+}
+/** Rows per bulk update: well under Postgres's 65 535 parameters. */
+const BULK_ROWS = 200
+const ACTION_UPDATE_COLUMNS = ["status", "attempts", "next_attempt_at", "last_error", "updated_at"]
+
 /** The `WHERE` clause (with its leading space, or empty) and parameters of an event filter. */
 const eventWhere = (filter: EventFilter): [string, Array<unknown>] => {
   const clauses: Array<string> = []
@@ -496,6 +554,18 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
     // whoever waits for the next one.
     const { all, run, transaction } = driver
 
+    const readLease = (name: string): Effect.Effect<Lease | undefined, StorageError> =>
+      Effect.map(
+        all<{ owner: string; token: unknown; expires_at: unknown }>(
+          "SELECT owner, token, expires_at FROM leases WHERE name = ?",
+          [name]
+        ),
+        ([row]) =>
+          row === undefined
+            ? undefined
+            : { name, owner: row.owner, token: Number(row.token), expiresAt: Number(row.expires_at) }
+      )
+
     const selectEvents = (sql: string, params: ReadonlyArray<unknown>) =>
       Effect.map(all(sql, params), (rows) => rows.map(fromRow))
 
@@ -545,14 +615,30 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       updateEvents: (events) =>
         Effect.zipRight(
           driver.note(earliestDue(events), false),
-          Effect.forEach(
-            events,
-            (e) => {
-              const values = eventValues(e)
-              return run(UPDATE_EVENT, [...MUTABLE_INDEXES.map((i) => values[i]), e.id])
-            },
-            { discard: true }
-          )
+          driver.dialect === "pg" && events.length > 1
+            ? Effect.forEach(
+                chunks(
+                  lastByKey(events, (e) => e.id),
+                  BULK_ROWS
+                ),
+                (part) =>
+                  run(
+                    pgBulkUpdate("events", "id", MUTABLE_COLUMNS, part.length),
+                    part.flatMap((e) => {
+                      const values = eventValues(e)
+                      return [e.id, ...MUTABLE_INDEXES.map((i) => values[i])]
+                    })
+                  ),
+                { discard: true }
+              )
+            : Effect.forEach(
+                events,
+                (e) => {
+                  const values = eventValues(e)
+                  return run(UPDATE_EVENT, [...MUTABLE_INDEXES.map((i) => values[i]), e.id])
+                },
+                { discard: true }
+              )
         ),
       getEvent: (id) =>
         Effect.map(selectEvents("SELECT * FROM events WHERE id = ?", [id]), (rows) =>
@@ -713,15 +799,35 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       updateActions: (actions) =>
         Effect.zipRight(
           driver.note(Number.POSITIVE_INFINITY, actions.length > 0),
-          Effect.forEach(
-            actions,
-            (a) =>
-              run(
-                "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
-                [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime(), a.key]
-              ),
-            { discard: true }
-          )
+          driver.dialect === "pg" && actions.length > 1
+            ? Effect.forEach(
+                chunks(
+                  lastByKey(actions, (a) => a.key),
+                  BULK_ROWS
+                ),
+                (part) =>
+                  run(
+                    pgBulkUpdate("actions", "key", ACTION_UPDATE_COLUMNS, part.length),
+                    part.flatMap((a) => [
+                      a.key,
+                      a.status,
+                      a.attempts,
+                      ms(a.nextAttemptAt),
+                      a.lastError,
+                      a.updatedAt.getTime()
+                    ])
+                  ),
+                { discard: true }
+              )
+            : Effect.forEach(
+                actions,
+                (a) =>
+                  run(
+                    "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
+                    [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime(), a.key]
+                  ),
+                { discard: true }
+              )
         ),
       getAction: (key) =>
         Effect.map(all<any>(`SELECT ${ACTION_COLUMNS} FROM actions WHERE key = ?`, [key]), (rows) =>
@@ -797,7 +903,22 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       observeWrites: driver.observeWrites,
       localChanges: driver.localChanges,
       awaitLocalChange: driver.awaitLocalChange,
-      externalVersion: driver.dataVersion
+      externalVersion: driver.dataVersion,
+      externalWrites: driver.externalWrites,
+      acquireLease: (name, owner, now, ttlMs) =>
+        transaction(
+          Effect.gen(function* () {
+            const next = nextLease(yield* readLease(name), name, owner, now, ttlMs)
+            if (next.write) {
+              yield* run(
+                "INSERT INTO leases (name, owner, token, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, expires_at = excluded.expires_at",
+                [name, next.lease.owner, next.lease.token, next.lease.expiresAt]
+              )
+            }
+            return next.lease
+          })
+        ),
+      holdsLease: (held, now) => Effect.map(readLease(held.name), (current) => stillHeld(current, held, now))
     }
     return shape
   })

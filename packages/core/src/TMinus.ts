@@ -118,16 +118,44 @@ export type Operations = Pick<
  */
 export class TMinus {
   /**
-   * An engine on a SQLite file (default `./t-minus.db`), migrated on open. Node only.
+   * An engine on a SQLite file (default `./t-minus.db`) or on PostgreSQL (`databaseUrl`),
+   * migrated on open. Node only.
    */
   static async open(
-    options: { readonly filename?: string | undefined } & EngineOptions = {}
+    options: {
+      readonly filename?: string | undefined
+      /**
+       * PostgreSQL instead of the file (`postgres://…`); its runner, if any, runs as a replica
+       * (`RunnerOptions.replica`), so it shares the database safely with servers and other engines.
+       */
+      readonly databaseUrl?: string | undefined
+      /** On Postgres, the schema of the tables; default `public`. */
+      readonly databaseSchema?: string | undefined
+    } & EngineOptions = {}
   ): Promise<TMinus> {
     const Sqlite = await import("./sqlite.ts")
-    return TMinus.fromLayer(Sqlite.layerStore({ filename: options.filename }), {
-      platform: Sqlite.layerPlatform,
-      ...options
-    })
+    if (options.databaseUrl === undefined) {
+      return TMinus.fromLayer(Sqlite.layerStore({ filename: options.filename }), {
+        platform: Sqlite.layerPlatform,
+        ...options
+      })
+    }
+    const Postgres = await import("./postgres.ts")
+    const runner = options.runner
+    return TMinus.fromLayer(
+      Postgres.layerStore({ url: options.databaseUrl, schema: options.databaseSchema }),
+      {
+        platform: Sqlite.layerPlatform,
+        ...options,
+        runner:
+          runner === undefined || runner === false
+            ? runner
+            : {
+                ...(runner === true ? {} : runner),
+                replica: (runner === true ? undefined : runner.replica) ?? {}
+              }
+      }
+    )
   }
 
   /** An engine whose data lives in memory and is gone on `close`. */

@@ -426,5 +426,40 @@ for (const [backend, store] of backends) {
         assert.isTrue(Option.isSome(yield* s.getEvent("recent")))
       })
     )
+
+    test(
+      "leases: held until they expire unrenewed, then taken over with a new fencing token",
+      Effect.gen(function* () {
+        const s = yield* EventStore
+        const a = yield* s.acquireLease("tick", "a", T, 1_000)
+        assert.deepStrictEqual(a, { name: "tick", owner: "a", token: 1, expiresAt: T + 1_000 })
+        // Another owner gets the lease as it stands, unchanged, while it is live.
+        assert.deepStrictEqual(yield* s.acquireLease("tick", "b", T + 999, 1_000), a)
+        // A renewal keeps the token and moves the expiry; another lease name is separate.
+        const renewed = yield* s.acquireLease("tick", "a", T + 500, 1_000)
+        assert.deepStrictEqual(renewed, { ...a, expiresAt: T + 1_500 })
+        assert.strictEqual((yield* s.acquireLease("other", "b", T, 1_000)).owner, "b")
+        assert.isTrue(yield* s.holdsLease(renewed, T + 1_499))
+        assert.isFalse(yield* s.holdsLease(renewed, T + 1_500))
+        // Expired unrenewed: "b" takes it over with the next token; "a"'s token is fenced out.
+        const b = yield* s.acquireLease("tick", "b", T + 1_500, 1_000)
+        assert.deepStrictEqual(b, { name: "tick", owner: "b", token: 2, expiresAt: T + 2_500 })
+        assert.isFalse(yield* s.holdsLease(renewed, T + 1_600))
+        assert.isTrue(yield* s.holdsLease(b, T + 1_600))
+        // "a" coming back gets "b"'s lease; after "b"'s expires "a" holds it with token 3.
+        assert.strictEqual((yield* s.acquireLease("tick", "a", T + 2_000, 1_000)).owner, "b")
+        assert.deepStrictEqual(yield* s.acquireLease("tick", "a", T + 2_500, 1_000), {
+          name: "tick",
+          owner: "a",
+          token: 3,
+          expiresAt: T + 3_500
+        })
+        // A lease in a rolled-back transaction was never taken.
+        yield* Effect.exit(
+          s.transaction(Effect.zipRight(s.acquireLease("undone", "a", T, 1_000), Effect.fail("rollback")))
+        )
+        assert.strictEqual((yield* s.acquireLease("undone", "b", T, 1_000)).owner, "b")
+      })
+    )
   })
 }

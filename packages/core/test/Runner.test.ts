@@ -14,7 +14,7 @@ import { Coordinator, layer as coordinatorLayer } from "../src/Coordinator.ts"
 import type { Event } from "../src/Event.ts"
 import { type EventStore, EventStore as EventStoreTag } from "../src/EventStore.ts"
 import * as Runner from "../src/Runner.ts"
-import { runnerBackends as backends, coordinatorOn, T0 } from "./backends.ts"
+import { backends, coordinatorOn, T0 } from "./backends.ts"
 
 const SEC = 1_000
 const MIN = 60 * SEC
@@ -23,8 +23,14 @@ const DAY = 24 * HOUR
 
 const platform = Layer.merge(NodeContext.layer, FetchHttpClient.layer)
 
-/** Lets the runner's fibers take their turn without moving the clock. */
-const settle = Effect.repeatN(Effect.yieldNow(), 50)
+/**
+ * Lets the runner's fibers take their turn without moving the clock: on a store over the network
+ * (Postgres) their statements take real time, so it also waits a few real milliseconds.
+ */
+const settle = Effect.repeatN(
+  Effect.zipRight(Effect.repeatN(Effect.yieldNow(), 50), TestServices.provideLive(Effect.sleep("4 millis"))),
+  4
+)
 
 /** Moves the test clock in steps, letting the runner work at each instant it wakes up at. */
 const advance = (ms: number) => Effect.zipRight(TestClock.adjust(ms), settle)

@@ -9,10 +9,10 @@ import * as Postgres from "../src/postgres.ts"
 import * as Sqlite from "../src/sqlite.ts"
 
 /** The local PostgreSQL (`T_MINUS_TEST_DATABASE_URL`, default the machine's `test` database). */
-const PG_URL = process.env.T_MINUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+export const PG_URL = process.env.T_MINUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 
 /** Whether PostgreSQL answers; when it does not, its suites are skipped, loudly. */
-const postgresUp = await (async () => {
+export const postgresUp = await (async () => {
   const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3_000 })
   try {
     await client.connect()
@@ -27,9 +27,11 @@ const postgresUp = await (async () => {
 })()
 
 let schemas = 0
-/** A fresh, empty store: its own schema, dropped afterwards. */
-const postgresStore = (): Layer.Layer<EventStore.EventStore, StorageError> => {
-  const schema = `tm_test_${process.pid}_${++schemas}`
+/** A new schema name for one test. */
+export const freshSchema = () => `tm_test_${process.pid}_${++schemas}`
+
+/** A store in `schema` (default a fresh one), the schema dropped afterwards. */
+export const postgresStore = (schema = freshSchema()): Layer.Layer<EventStore.EventStore, StorageError> => {
   const drop = Effect.promise(async () => {
     const client = new pg.Client({ connectionString: PG_URL })
     await client.connect()
@@ -46,8 +48,7 @@ type Backends = ReadonlyArray<
   readonly [name: string, store: () => Layer.Layer<EventStore.EventStore, StorageError>]
 >
 
-/** The backends the runner's suites run on (the runner on Postgres is issue 8's next step). */
-export const runnerBackends: Backends = [
+const local: Backends = [
   ["memory", () => EventStore.layerMemory],
   ["sqlite", () => Sqlite.layerStore({ filename: ":memory:" })],
   ["sqlite via @effect/sql SqlClient", () => Sqlite.layerSqlClientStore({ filename: ":memory:" })]
@@ -55,8 +56,8 @@ export const runnerBackends: Backends = [
 
 /** Every backend the conformance and scenario suites run against, each a fresh empty store. */
 export const backends: Backends = [
-  ...runnerBackends,
-  ...(postgresUp ? ([["postgres", postgresStore]] as const) : [])
+  ...local,
+  ...(postgresUp ? ([["postgres", () => postgresStore()]] as const) : [])
 ]
 
 /** A coordinator over a fresh store of the given backend. */

@@ -63,6 +63,62 @@ for (const [backend, store] of backends) {
       )
     )
 
+    it.effect("concurrent responses commit together; a refused one leaves the others alone", () =>
+      scenario(
+        store,
+        Effect.gen(function* () {
+          const c = yield* Coordinator
+          const s = yield* EventStore
+          const events = yield* c.scheduleMany(
+            Array.from({ length: 60 }, (_, i) => ({
+              kind: "review",
+              at: `+${i + 1}m`,
+              attendees: ["a", "b"],
+              quorum: 2
+            }))
+          )
+          const acme = yield* withTenant({ tenant: "acme" })(c.scheduleTimer({ in: "1h" }))
+          const before = yield* s.localChanges
+          // Each event: "a" confirms and "b" defers; every sixth call asks for an agent that
+          // is not invited, and one call from another tenant names an event it cannot see.
+          const calls = events.flatMap((e, i) => [
+            c.confirm(e.id, i % 6 === 5 ? "mallory" : "a"),
+            c.defer(e.id, "b", "5m")
+          ])
+          const results = yield* Effect.all(
+            [...calls, withTenant({ tenant: "acme" })(c.confirm(events[0]!.id, "a"))].map(Effect.either),
+            { concurrency: "unbounded" }
+          )
+          const commits = (yield* s.localChanges) - before
+          for (const [i, e] of events.entries()) {
+            const [confirm, defer] = [results[2 * i]!, results[2 * i + 1]!]
+            assert.isTrue(Either.isRight(defer))
+            const stored = yield* c.get(e.id)
+            const a = stored.attendees.find((x) => x.agent === "a")!
+            const b = stored.attendees.find((x) => x.agent === "b")!
+            if (i % 6 === 5) {
+              assert.isTrue(Either.isLeft(confirm))
+              if (Either.isLeft(confirm)) assert.strictEqual(confirm.left._tag, "NotAnAttendee")
+              assert.strictEqual(a.status, "pending")
+            } else {
+              assert.isTrue(Either.isRight(confirm))
+              assert.strictEqual(a.status, "confirmed")
+            }
+            assert.strictEqual(b.status, "deferred")
+            // Both answers of an event went into one version each, in order: none was lost.
+            assert.strictEqual(stored.version, e.version + (i % 6 === 5 ? 1 : 2))
+          }
+          const foreign = results[results.length - 1]!
+          assert.isTrue(Either.isLeft(foreign))
+          if (Either.isLeft(foreign)) assert.strictEqual(foreign.left._tag, "EventNotFound")
+          assert.strictEqual((yield* c.get(acme.id)).status, "scheduled")
+          // Far fewer transactions than calls.
+          assert.isAbove(commits, 0)
+          assert.isBelow(commits, 20)
+        })
+      )
+    )
+
     it.effect("quotas are counted per tenant within a group", () =>
       scenario(
         store,

@@ -30721,7 +30721,7 @@ var init_label = __esm({
 });
 
 // ../../node_modules/.pnpm/effect@3.22.4/node_modules/effect/dist/esm/internal/core-effect.js
-var annotateLogs, asSome, try_, delay, diffFiberRefs, diffFiberRefsAndRuntimeFlags, contextWith, match8, forever, fiberRefs2, ignore, logWithLevel, logError, mapErrorCause, memoize, negate, once, patchFiberRefs, promise, provideService, provideServiceEffect, sleep3, succeedNone, summarized, tapErrorCause, tryPromise, tryMap, updateFiberRefs, when, serviceFunctions, bigint02, filterDisablePropagation, unsafeMakeSpan, endSpan, useSpan, withParentSpan;
+var annotateLogs, asSome, try_, catchSomeDefect, delay, diffFiberRefs, diffFiberRefsAndRuntimeFlags, contextWith, match8, forever, fiberRefs2, ignore, logWithLevel, logError, mapErrorCause, memoize, negate, once, patchFiberRefs, promise, provideService, provideServiceEffect, sleep3, succeedNone, summarized, tapErrorCause, tryPromise, tryMap, updateFiberRefs, when, serviceFunctions, bigint02, filterDisablePropagation, unsafeMakeSpan, endSpan, useSpan, withParentSpan;
 var init_core_effect = __esm({
   "../../node_modules/.pnpm/effect@3.22.4/node_modules/effect/dist/esm/internal/core-effect.js"() {
     init_Array();
@@ -30764,6 +30764,18 @@ var init_core_effect = __esm({
         }
       });
     };
+    catchSomeDefect = /* @__PURE__ */ dual(2, (self, pf) => catchAllCause(self, (cause2) => {
+      const option3 = find(cause2, (_) => isDieType(_) ? some2(_) : none2());
+      switch (option3._tag) {
+        case "None": {
+          return failCause(cause2);
+        }
+        case "Some": {
+          const optionEffect = pf(option3.value.defect);
+          return optionEffect._tag === "Some" ? optionEffect.value : failCause(cause2);
+        }
+      }
+    }));
     delay = /* @__PURE__ */ dual(2, (self, duration3) => zipRight(sleep2(duration3), self));
     diffFiberRefs = (self) => summarized(self, fiberRefs2, diff5);
     diffFiberRefsAndRuntimeFlags = (self) => summarized(self, zip2(fiberRefs2, runtimeFlags), ([refs, flags], [refsNew, flagsNew]) => [diff5(refs, refsNew), diff4(flags, flagsNew)]);
@@ -36734,7 +36746,7 @@ var init_MutableQueue = __esm({
 });
 
 // ../../node_modules/.pnpm/effect@3.22.4/node_modules/effect/dist/esm/Effect.js
-var isEffect2, cached3, all5, forEach8, async2, withFiberRuntime2, fail6, failCause6, die5, dieMessage2, gen3, never3, promise2, succeed7, suspend4, sync4, _void, catchAll2, catchAllCause2, catchIf2, ignore2, retry, try_2, tryMap2, tryPromise2, interrupt6, interruptible4, onInterrupt2, uninterruptible2, uninterruptibleMask3, as4, asVoid3, map17, mapBoth3, mapError2, acquireRelease2, acquireUseRelease2, ensuring2, onError2, onExit3, scope2, scopedWith2, fiberIdWith2, forkDaemon2, forkIn2, forkScoped2, delay2, timeout2, timeoutFail2, context3, contextWith2, mapInputContext2, provide2, provideService2, serviceFunctions2, either3, exit3, intoDeferred2, when2, flatMap10, andThen4, flatten6, race2, raceFirst2, raceWith2, tap2, tapErrorCause2, forever3, repeat, whileLoop3, locally, match11, matchCause3, matchCauseEffect3, matchEffect2, logError2, annotateLogs2, orDie2, runtime4, unsafeMakeSemaphore2, makeSemaphore2, unsafeMakeLatch2, runFork2, runPromise, runSync, zip5, zipLeft2, zipRight3, zipWith3, makeSpanScoped2, useSpan2, withParentSpan2, fnUntraced2;
+var isEffect2, cached3, all5, forEach8, async2, withFiberRuntime2, fail6, failCause6, die5, dieMessage2, gen3, never3, promise2, succeed7, suspend4, sync4, _void, catchAll2, catchAllCause2, catchIf2, catchSomeDefect2, ignore2, retry, try_2, tryMap2, tryPromise2, interrupt6, interruptible4, onInterrupt2, uninterruptible2, uninterruptibleMask3, as4, asVoid3, map17, mapBoth3, mapError2, acquireRelease2, acquireUseRelease2, ensuring2, onError2, onExit3, scope2, scopedWith2, fiberIdWith2, forkDaemon2, forkIn2, forkScoped2, delay2, timeout2, timeoutFail2, context3, contextWith2, mapInputContext2, provide2, provideService2, serviceFunctions2, either3, exit3, intoDeferred2, when2, flatMap10, andThen4, flatten6, race2, raceFirst2, raceWith2, tap2, tapErrorCause2, forever3, repeat, whileLoop3, locally, match11, matchCause3, matchCauseEffect3, matchEffect2, logError2, annotateLogs2, orDie2, runtime4, unsafeMakeSemaphore2, makeSemaphore2, unsafeMakeLatch2, runFork2, runPromise, runSync, zip5, zipLeft2, zipRight3, zipWith3, makeSpanScoped2, useSpan2, withParentSpan2, fnUntraced2;
 var init_Effect = __esm({
   "../../node_modules/.pnpm/effect@3.22.4/node_modules/effect/dist/esm/Effect.js"() {
     init_core_effect();
@@ -36764,6 +36776,7 @@ var init_Effect = __esm({
     catchAll2 = catchAll;
     catchAllCause2 = catchAllCause;
     catchIf2 = catchIf;
+    catchSomeDefect2 = catchSomeDefect;
     ignore2 = ignore;
     retry = retry_combined;
     try_2 = try_;
@@ -46463,7 +46476,7 @@ var init_Lifecycle = __esm({
 });
 
 // ../core/src/EventStore.ts
-var UNKNOWN_WRITE, earliestDue, makeChangeSignal, EventStore, endedAt, statusSet, makeMemory, byOccurrence, layerMemory;
+var nextLease, stillHeld, UNKNOWN_WRITE, earliestDue, makeChangeSignal, EventStore, endedAt, statusSet, makeMemory, byOccurrence, layerMemory;
 var init_EventStore = __esm({
   "../core/src/EventStore.ts"() {
     "use strict";
@@ -46476,6 +46489,8 @@ var init_EventStore = __esm({
     init_Option();
     init_Event();
     init_Lifecycle();
+    nextLease = (current, name, owner, now, ttlMs) => current === void 0 ? { lease: { name, owner, token: 1, expiresAt: now + ttlMs }, write: true } : current.owner === owner ? { lease: { ...current, expiresAt: now + ttlMs }, write: true } : current.expiresAt <= now ? { lease: { name, owner, token: current.token + 1, expiresAt: now + ttlMs }, write: true } : { lease: current, write: false };
+    stillHeld = (current, held, now) => current !== void 0 && current.owner === held.owner && current.token === held.token && current.expiresAt > now;
     UNKNOWN_WRITE = { earliestDue: Number.NEGATIVE_INFINITY, actions: true };
     earliestDue = (events) => {
       let earliest = Number.POSITIVE_INFINITY;
@@ -46539,6 +46554,7 @@ var init_EventStore = __esm({
       const history = /* @__PURE__ */ new Map();
       const campaigns = /* @__PURE__ */ new Map();
       const actions = /* @__PURE__ */ new Map();
+      const leases = /* @__PURE__ */ new Map();
       const log2 = [];
       const signal = makeChangeSignal();
       const lock = yield* makeSemaphore2(1);
@@ -46572,26 +46588,27 @@ var init_EventStore = __esm({
         for (const campaign of campaigns.values()) out.push(...campaign.dependencies);
         return out;
       };
+      const transaction = (effect3) => withFiberRuntime2(
+        (fiber) => fiber.getFiberRef(inTransaction) ? effect3 : lock.withPermits(1)(
+          suspend4(() => {
+            const reverts = [];
+            undo = reverts;
+            due = Number.POSITIVE_INFINITY;
+            wroteActions = false;
+            return locally(effect3, inTransaction, true).pipe(
+              onExit3(
+                (exit4) => sync4(() => {
+                  undo = null;
+                  if (exit4._tag === "Failure") for (const revert of reverts.reverse()) revert();
+                  else if (reverts.length > 0) signal.bump({ earliestDue: due, actions: wroteActions });
+                })
+              )
+            );
+          })
+        )
+      );
       return {
-        transaction: (effect3) => withFiberRuntime2(
-          (fiber) => fiber.getFiberRef(inTransaction) ? effect3 : lock.withPermits(1)(
-            suspend4(() => {
-              const reverts = [];
-              undo = reverts;
-              due = Number.POSITIVE_INFINITY;
-              wroteActions = false;
-              return locally(effect3, inTransaction, true).pipe(
-                onExit3(
-                  (exit4) => sync4(() => {
-                    undo = null;
-                    if (exit4._tag === "Failure") for (const revert of reverts.reverse()) revert();
-                    else if (reverts.length > 0) signal.bump({ earliestDue: due, actions: wroteActions });
-                  })
-                )
-              );
-            })
-          )
-        ),
+        transaction,
         inTransaction: get13(inTransaction),
         insertEvents: (list2) => sync4(() => {
           for (const event of list2) setIn(events, event.id, event);
@@ -46740,7 +46757,15 @@ var init_EventStore = __esm({
         observeWrites: signal.observe,
         localChanges: signal.localChanges,
         awaitLocalChange: signal.awaitLocalChange,
-        externalVersion: succeed7(0)
+        externalVersion: succeed7(0),
+        acquireLease: (name, owner, now, ttlMs) => transaction(
+          sync4(() => {
+            const next2 = nextLease(leases.get(name), name, owner, now, ttlMs);
+            if (next2.write) setIn(leases, name, next2.lease);
+            return next2.lease;
+          })
+        ),
+        holdsLease: (held, now) => read2(() => stillHeld(leases.get(held.name), held, now))
       };
     });
     byOccurrence = (a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -46805,6 +46830,7 @@ var currentTenant, QUOTA_RETRY_FALLBACK_MS, Coordinator, nextTurn, TICK_BATCH, p
 var init_Coordinator = __esm({
   "../core/src/Coordinator.ts"() {
     "use strict";
+    init_Cause();
     init_Clock();
     init_Context();
     init_Deferred();
@@ -46929,8 +46955,21 @@ var init_Coordinator = __esm({
         store.appendHistory(events.map((e) => scheduledEntry(e, now)))
       );
       let waiting = [];
+      let waitingJobs = [];
       let leading = false;
-      const commitGroup = (group) => flatMap10(
+      const runJobs = (jobs) => gen3(function* () {
+        const outcomes = [];
+        for (const job of jobs) {
+          const exit4 = yield* exit3(locally(job.run, currentTenant, job.scope));
+          const refusal = isFailure2(exit4) ? failureOption2(exit4.cause) : none2();
+          if (isFailure2(exit4) && (isNone2(refusal) || refusal.value._tag === "StorageError")) {
+            return yield* failCause6(exit4.cause);
+          }
+          outcomes.push(exit4);
+        }
+        return outcomes;
+      });
+      const commitGroup = (group, jobs) => flatMap10(
         exit3(
           store.transaction(
             gen3(function* () {
@@ -46955,30 +46994,62 @@ var init_Coordinator = __esm({
               yield* store.appendHistory(admitted.map((w) => scheduledEntry(w.event, w.now)));
               const refused = [];
               for (const [w, limit] of over) refused.push([w, yield* exhausted(w.event.tenant, limit, w.now)]);
-              return refused;
+              return { refused, outcomes: jobs.length === 0 ? [] : yield* runJobs(jobs) };
             })
           )
         ),
-        (exit4) => sync4(() => {
-          if (isFailure2(exit4)) {
-            for (const w of group) unsafeDone(w.done, failCause3(exit4.cause));
-            return;
+        (exit4) => {
+          if (isFailure2(exit4) && group.length + jobs.length > 1) {
+            return zipRight3(
+              forEach8(group, (w) => commitGroup([w], []), { discard: true }),
+              forEach8(jobs, (job) => commitGroup([], [job]), { discard: true })
+            );
           }
-          const refusedBy = new Map(exit4.value);
-          for (const w of group) {
-            const refusal = refusedBy.get(w);
-            unsafeDone(w.done, refusal === void 0 ? succeed3(w.event) : fail4(refusal));
-          }
-        })
+          return sync4(() => {
+            if (isFailure2(exit4)) {
+              for (const w of group) unsafeDone(w.done, failCause3(exit4.cause));
+              for (const job of jobs) unsafeDone(job.done, failCause3(exit4.cause));
+              return;
+            }
+            const refusedBy = new Map(exit4.value.refused);
+            for (const w of group) {
+              const refusal = refusedBy.get(w);
+              unsafeDone(w.done, refusal === void 0 ? succeed3(w.event) : fail4(refusal));
+            }
+            for (let i = 0; i < jobs.length; i++) unsafeDone(jobs[i].done, exit4.value.outcomes[i]);
+          });
+        }
       );
+      const ensureLeader = suspend4(() => {
+        if (leading) return _void;
+        leading = true;
+        return asVoid3(forkDaemon2(lead));
+      });
+      const grouped2 = (run6) => withFiberRuntime2((fiber) => {
+        const job = {
+          run: run6,
+          scope: fiber.getFiberRef(currentTenant),
+          done: unsafeMake8(none4)
+        };
+        const enqueue = uninterruptible2(
+          suspend4(() => {
+            waitingJobs.push(job);
+            return ensureLeader;
+          })
+        );
+        return onInterrupt2(
+          zipRight3(enqueue, _await3(job.done)),
+          () => sync4(() => {
+            waitingJobs = waitingJobs.filter((other) => other !== job);
+          })
+        );
+      });
       const scheduleGrouped = (event, scope4, now) => suspend4(() => {
         const w = { event, scope: scope4, now, done: unsafeMake8(none4) };
         const enqueue = uninterruptible2(
           suspend4(() => {
             waiting.push(w);
-            if (leading) return _void;
-            leading = true;
-            return asVoid3(forkDaemon2(lead));
+            return ensureLeader;
           })
         );
         return onInterrupt2(
@@ -46993,12 +47064,14 @@ var init_Coordinator = __esm({
         uninterruptible2(
           suspend4(function next2() {
             const group = waiting;
+            const jobs = waitingJobs;
             waiting = [];
-            if (group.length === 0) {
+            waitingJobs = [];
+            if (group.length === 0 && jobs.length === 0) {
               leading = false;
               return _void;
             }
-            return flatMap10(commitGroup(group), next2);
+            return flatMap10(commitGroup(group, jobs), next2);
           })
         )
       );
@@ -47051,14 +47124,14 @@ var init_Coordinator = __esm({
       );
       const respond2 = (eventId, agent, response) => gen3(function* () {
         const now = yield* currentTimeMillis2;
-        return yield* store.transaction(
-          gen3(function* () {
-            const event = yield* load(eventId);
-            const outcome = yield* respond(event, agent, response, now);
-            if (outcome.event !== event) yield* commit([outcome.event], outcome.history);
-            return outcome.event;
-          })
-        );
+        const body = gen3(function* () {
+          const event = yield* load(eventId);
+          const outcome = yield* respond(event, agent, response, now);
+          if (outcome.event !== event) yield* commit([outcome.event], outcome.history);
+          return outcome.event;
+        });
+        const inside = yield* store.inTransaction;
+        return yield* inside ? body : grouped2(body);
       });
       const doomDependents = (ids3, now) => gen3(function* () {
         if (ids3.length === 0) return;
@@ -47146,7 +47219,11 @@ var init_Coordinator = __esm({
                   updated.set(event.id, doom(current, now));
                 }
               }
-              yield* commit([...updated.values()], history);
+              const replica = tickOptions.replica;
+              yield* commit(
+                [...updated.values()],
+                replica === void 0 ? history : history.map((h) => ({ ...h, detail: { ...h.detail, replica } }))
+              );
               const ended = [...updated.values()].filter((e) => e.status !== "scheduled");
               if (ended.length > 0) yield* afterEnd(ended, now, waitedUntil);
               if (due.length < TICK_BATCH && !touchedOthers && ended.every((e) => e.recurrence === null))
@@ -47366,13 +47443,14 @@ var init_Coordinator = __esm({
 });
 
 // ../core/src/Runner.ts
-var MAX_SLEEP_MS, Runner, TAIL_WINDOW, liveClock;
+var MAX_SLEEP_MS, Runner, storageRetry, TAIL_WINDOW, liveClock;
 var init_Runner = __esm({
   "../core/src/Runner.ts"() {
     "use strict";
     init_Clock();
     init_Context();
     init_Duration();
+    init_Schedule();
     init_Actions();
     init_Coordinator();
     init_Coordinator();
@@ -47382,6 +47460,7 @@ var init_Runner = __esm({
     MAX_SLEEP_MS = 2 ** 31 - 1;
     Runner = class extends Tag2("@t-minus/core/Runner")() {
     };
+    storageRetry = { times: 10, schedule: spaced2(millis(500)) };
     TAIL_WINDOW = millis(2);
     liveClock = make27();
   }
@@ -47419,7 +47498,7 @@ var init_SqlClient = __esm({
 });
 
 // ../core/src/SqlDriver.ts
-var openTransaction, noteIn, isOpen, placeholders, dollarPlaceholders, errorCode, storageError, isBusy, fromSqlError, isSqlError, META_TABLE, fromSqlClient;
+var openTransaction, noteIn, isOpen, placeholders, dollarPlaceholders, errorCode, storageError, isBusy, fromSqlError, isSqlError, META_TABLE, fromSqlClient, fromSqlClientWith;
 var init_SqlDriver = __esm({
   "../core/src/SqlDriver.ts"() {
     "use strict";
@@ -47427,6 +47506,7 @@ var init_SqlDriver = __esm({
     init_Context();
     init_Effect();
     init_FiberRef();
+    init_Option();
     init_Errors();
     init_EventStore();
     openTransaction = () => ({
@@ -47458,89 +47538,101 @@ var init_SqlDriver = __esm({
       const detail = cause2 instanceof Error ? cause2.message : String(cause2);
       return new StorageError({ message: `${message}: ${detail}`, ...code === void 0 ? {} : { code } });
     };
-    isBusy = (error) => error instanceof StorageError && (error.code ?? "").startsWith("SQLITE_BUSY");
+    isBusy = (error) => error instanceof StorageError && ((error.code ?? "").startsWith("SQLITE_BUSY") || error.code === "55P03");
     fromSqlError = (error) => storageError(error.message, error.cause);
     isSqlError = (error) => typeof error === "object" && error !== null && error._tag === "SqlError";
     META_TABLE = [
       "CREATE TABLE IF NOT EXISTS tminus_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
       "INSERT INTO tminus_meta (key, value) VALUES ('change_counter', 0) ON CONFLICT (key) DO NOTHING"
     ];
-    fromSqlClient = gen3(
-      function* () {
-        const sql = yield* SqlClient;
-        const dialect = sql.onDialectOrElse({ pg: () => "pg", orElse: () => "sqlite" });
-        const text3 = dialect === "pg" ? dollarPlaceholders : (s) => s;
-        const query = (statement, params = []) => mapError2(sql.unsafe(text3(statement), params), fromSqlError);
-        for (const statement of META_TABLE) yield* query(statement);
-        const lock = query(
-          dialect === "pg" ? "SELECT value FROM tminus_meta WHERE key = 'change_counter' FOR UPDATE" : "UPDATE tminus_meta SET value = value WHERE 0"
-        );
-        const advance = query("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'");
-        const signal = makeChangeSignal();
-        const current = unsafeMake10(null);
-        const outside = (effect3) => withFiberRuntime2((fiber) => {
-          const tx = fiber.getFiberRef(current);
-          return tx === null || tx.open ? effect3 : mapInputContext2(
-            effect3,
-            omit2(TransactionConnection2)
-          );
-        });
-        const all6 = (statement, params) => outside(query(statement, params));
-        const attempt = (effect3) => suspend4(() => {
-          const tx = openTransaction();
-          const body = zipRight3(lock, locally(effect3, current, tx));
-          return sql.withTransaction(
-            dialect === "pg" ? tap2(body, () => tx.wrote ? advance : _void) : body
-          ).pipe(
-            ensuring2(sync4(() => tx.open = false)),
-            map17((a) => [a, tx])
-          );
-        });
-        const transaction = (effect3) => withFiberRuntime2(
-          (fiber) => isOpen(fiber.getFiberRef(current)) ? effect3 : outside(attempt(effect3)).pipe(
-            mapError2(
-              (error) => isSqlError(error) ? fromSqlError(error) : error
-            ),
-            retry({ while: isBusy, times: 100 }),
-            map17(([a, tx]) => {
-              if (tx.wrote) signal.bump(tx);
-              return a;
-            })
-          )
-        );
-        const note = noteIn(current);
-        const run6 = (statement, params) => withFiberRuntime2((fiber) => {
-          const tx = fiber.getFiberRef(current);
-          if (isOpen(tx)) {
-            tx.wrote = true;
-            return asVoid3(query(statement, params));
-          }
-          return dialect === "pg" ? transaction(zipRight3(note(Number.NEGATIVE_INFINITY, true), run6(statement, params))) : tap2(outside(query(statement, params)), () => signal.bump());
-        });
-        return {
-          dialect,
-          all: all6,
-          run: run6,
-          transaction,
-          inTransaction: map17(get13(current), isOpen),
-          dataVersion: map17(
-            all6(
-              dialect === "pg" ? "SELECT value FROM tminus_meta WHERE key = 'change_counter'" : "SELECT data_version AS value FROM pragma_data_version"
-            ),
-            (rows) => Number(rows[0]?.value ?? 0)
-          ),
-          note,
-          observeWrites: signal.observe,
-          localChanges: signal.localChanges,
-          awaitLocalChange: signal.awaitLocalChange
-        };
-      }
+    fromSqlClient = suspend4(
+      () => fromSqlClientWith({})
     );
+    fromSqlClientWith = (options3) => gen3(function* () {
+      const sql = yield* SqlClient;
+      const dialect = sql.onDialectOrElse({ pg: () => "pg", orElse: () => "sqlite" });
+      const text3 = dialect === "pg" ? dollarPlaceholders : (s) => s;
+      const query = (statement, params = []) => mapError2(sql.unsafe(text3(statement), params), fromSqlError);
+      for (const statement of META_TABLE) yield* query(statement);
+      const lock = query(
+        dialect === "pg" ? "SELECT value FROM tminus_meta WHERE key = 'change_counter' FOR UPDATE" : "UPDATE tminus_meta SET value = value WHERE 0"
+      );
+      const announce = options3.announce;
+      const advance = (tx) => announce === void 0 ? query("UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter'") : query(
+        "UPDATE tminus_meta SET value = value + 1 WHERE key = 'change_counter' RETURNING pg_notify(?, ?)",
+        [announce.channel, `${announce.source}:${tx.earliestDue}:${tx.actions ? 1 : 0}`]
+      );
+      const signal = makeChangeSignal();
+      const current = unsafeMake10(null);
+      const outside = (effect3) => withFiberRuntime2((fiber) => {
+        const tx = fiber.getFiberRef(current);
+        return tx === null || tx.open ? effect3 : mapInputContext2(
+          effect3,
+          omit2(TransactionConnection2)
+        );
+      });
+      const all6 = (statement, params) => outside(query(statement, params));
+      const attempt = (effect3) => suspend4(() => {
+        const tx = openTransaction();
+        const body = zipRight3(lock, locally(effect3, current, tx));
+        return sql.withTransaction(
+          dialect === "pg" ? tap2(body, () => tx.wrote ? advance(tx) : _void) : body
+        ).pipe(
+          ensuring2(sync4(() => tx.open = false)),
+          map17((a) => [a, tx])
+        );
+      });
+      const transaction = (effect3) => withFiberRuntime2(
+        (fiber) => isOpen(fiber.getFiberRef(current)) ? effect3 : outside(attempt(effect3)).pipe(
+          // `@effect/sql` dies when COMMIT or ROLLBACK fails (a connection lost mid-transaction,
+          // or ended by the server): to the store that is a storage failure like any other.
+          catchSomeDefect2(
+            (defect) => isSqlError(defect) ? some2(fail6(defect)) : none2()
+          ),
+          mapError2(
+            (error) => isSqlError(error) ? fromSqlError(error) : error
+          ),
+          // Postgres waits in turns of its `lock_timeout` (250 ms): long enough for a frozen
+          // holder to be ended by `idle_in_transaction_session_timeout` (the lease).
+          retry({ while: isBusy, times: dialect === "pg" ? 600 : 100 }),
+          map17(([a, tx]) => {
+            if (tx.wrote) signal.bump(tx);
+            return a;
+          })
+        )
+      );
+      const note = noteIn(current);
+      const run6 = (statement, params) => withFiberRuntime2((fiber) => {
+        const tx = fiber.getFiberRef(current);
+        if (isOpen(tx)) {
+          tx.wrote = true;
+          return asVoid3(query(statement, params));
+        }
+        return dialect === "pg" ? transaction(zipRight3(note(Number.NEGATIVE_INFINITY, true), run6(statement, params))) : tap2(outside(query(statement, params)), () => signal.bump());
+      });
+      return {
+        dialect,
+        all: all6,
+        run: run6,
+        transaction,
+        inTransaction: map17(get13(current), isOpen),
+        dataVersion: map17(
+          all6(
+            dialect === "pg" ? "SELECT value FROM tminus_meta WHERE key = 'change_counter'" : "SELECT data_version AS value FROM pragma_data_version"
+          ),
+          (rows) => Number(rows[0]?.value ?? 0)
+        ),
+        note,
+        observeWrites: signal.observe,
+        localChanges: signal.localChanges,
+        awaitLocalChange: signal.awaitLocalChange
+      };
+    });
   }
 });
 
 // ../core/src/SqlEventStore.ts
-var migrations, migrate, COLUMNS, eventValues, attendeesJson, ms, date, recurrenceFrom, ACTION_COLUMNS, actionValues, actionFromRow, fromRow, MUTABLE_COLUMNS, INSERT_EVENT_PREFIX, EVENT_VALUES, MUTABLE_INDEXES, UPDATE_EVENT, eventWhere, CHUNK, chunks2, repeat3, dueQuery, predecessorsQuery, dependentsQuery, make55, layer2;
+var migrations, migrate, COLUMNS, eventValues, attendeesJson, ms, date, recurrenceFrom, ACTION_COLUMNS, actionValues, actionFromRow, fromRow, MUTABLE_COLUMNS, INSERT_EVENT_PREFIX, EVENT_VALUES, MUTABLE_INDEXES, UPDATE_EVENT, PG_TYPES, pgBulkUpdate, lastByKey, BULK_ROWS, ACTION_UPDATE_COLUMNS, eventWhere, CHUNK, chunks2, repeat3, dueQuery, predecessorsQuery, dependentsQuery, make55, layer2;
 var init_SqlEventStore = __esm({
   "../core/src/SqlEventStore.ts"() {
     "use strict";
@@ -47679,6 +47771,13 @@ var init_SqlEventStore = __esm({
              BEGIN
                UPDATE tenant_usage SET active = active - 1 WHERE tenant = OLD.tenant;
              END`
+        ]
+      },
+      {
+        id: 5,
+        name: "leases: which server replica ticks",
+        statements: () => [
+          "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
         ]
       }
     ];
@@ -47868,6 +47967,39 @@ var init_SqlEventStore = __esm({
     EVENT_VALUES = placeholders(COLUMNS.length);
     MUTABLE_INDEXES = MUTABLE_COLUMNS.map((c) => COLUMNS.indexOf(c));
     UPDATE_EVENT = `UPDATE events SET ${MUTABLE_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`;
+    PG_TYPES = {
+      id: "text",
+      key: "text",
+      attendees: "text",
+      scheduled_at: "bigint",
+      fire_at: "bigint",
+      due_at: "bigint",
+      status: "text",
+      deferrals_used: "integer",
+      campaign_id: "text",
+      updated_at: "bigint",
+      fired_at: "bigint",
+      missed_at: "bigint",
+      cancelled_at: "bigint",
+      ended_at: "bigint",
+      reason: "text",
+      version: "integer",
+      attempts: "integer",
+      next_attempt_at: "bigint",
+      last_error: "text"
+    };
+    pgBulkUpdate = (table2, key, columns, rows) => {
+      const all6 = [key, ...columns];
+      const row = `(${all6.map((c) => `?::${PG_TYPES[c]}`).join(", ")})`;
+      return `UPDATE ${table2} SET (${columns.join(", ")}) = (${columns.map((c) => `v.${c}`).join(", ")}) FROM (VALUES ${repeat3(row, rows)}) AS v (${all6.join(", ")}) WHERE ${table2}.${key} = v.${key}`;
+    };
+    lastByKey = (rows, key) => {
+      const byKey = /* @__PURE__ */ new Map();
+      for (const row of rows) byKey.set(key(row), row);
+      return byKey.size === rows.length ? rows : [...byKey.values()];
+    };
+    BULK_ROWS = 200;
+    ACTION_UPDATE_COLUMNS = ["status", "attempts", "next_attempt_at", "last_error", "updated_at"];
     eventWhere = (filter11) => {
       const clauses = [];
       const params = [];
@@ -47933,6 +48065,13 @@ var init_SqlEventStore = __esm({
     make55 = (driver2) => gen3(function* () {
       yield* migrate(driver2);
       const { all: all6, run: run6, transaction } = driver2;
+      const readLease = (name) => map17(
+        all6(
+          "SELECT owner, token, expires_at FROM leases WHERE name = ?",
+          [name]
+        ),
+        ([row]) => row === void 0 ? void 0 : { name, owner: row.owner, token: Number(row.token), expiresAt: Number(row.expires_at) }
+      );
       const selectEvents = (sql, params) => map17(all6(sql, params), (rows) => rows.map(fromRow));
       const loadCampaign = (row) => gen3(function* () {
         const members = yield* all6(
@@ -47976,7 +48115,20 @@ var init_SqlEventStore = __esm({
         }),
         updateEvents: (events) => zipRight3(
           driver2.note(earliestDue(events), false),
-          forEach8(
+          driver2.dialect === "pg" && events.length > 1 ? forEach8(
+            chunks2(
+              lastByKey(events, (e) => e.id),
+              BULK_ROWS
+            ),
+            (part) => run6(
+              pgBulkUpdate("events", "id", MUTABLE_COLUMNS, part.length),
+              part.flatMap((e) => {
+                const values3 = eventValues(e);
+                return [e.id, ...MUTABLE_INDEXES.map((i) => values3[i])];
+              })
+            ),
+            { discard: true }
+          ) : forEach8(
             events,
             (e) => {
               const values3 = eventValues(e);
@@ -48124,7 +48276,24 @@ var init_SqlEventStore = __esm({
         ),
         updateActions: (actions) => zipRight3(
           driver2.note(Number.POSITIVE_INFINITY, actions.length > 0),
-          forEach8(
+          driver2.dialect === "pg" && actions.length > 1 ? forEach8(
+            chunks2(
+              lastByKey(actions, (a) => a.key),
+              BULK_ROWS
+            ),
+            (part) => run6(
+              pgBulkUpdate("actions", "key", ACTION_UPDATE_COLUMNS, part.length),
+              part.flatMap((a) => [
+                a.key,
+                a.status,
+                a.attempts,
+                ms(a.nextAttemptAt),
+                a.lastError,
+                a.updatedAt.getTime()
+              ])
+            ),
+            { discard: true }
+          ) : forEach8(
             actions,
             (a) => run6(
               "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
@@ -48202,7 +48371,21 @@ var init_SqlEventStore = __esm({
         observeWrites: driver2.observeWrites,
         localChanges: driver2.localChanges,
         awaitLocalChange: driver2.awaitLocalChange,
-        externalVersion: driver2.dataVersion
+        externalVersion: driver2.dataVersion,
+        externalWrites: driver2.externalWrites,
+        acquireLease: (name, owner, now, ttlMs) => transaction(
+          gen3(function* () {
+            const next2 = nextLease(yield* readLease(name), name, owner, now, ttlMs);
+            if (next2.write) {
+              yield* run6(
+                "INSERT INTO leases (name, owner, token, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, expires_at = excluded.expires_at",
+                [name, next2.lease.owner, next2.lease.token, next2.lease.expiresAt]
+              );
+            }
+            return next2.lease;
+          })
+        ),
+        holdsLease: (held, now) => map17(readLease(held.name), (current) => stillHeld(current, held, now))
       };
       return shape;
     });

@@ -183,7 +183,7 @@ export const killChildren = (): void => {
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
-const BIN = here("../src/bin.ts")
+export const BIN = here("../src/bin.ts")
 
 /** The flag the server's bin runs with (`#!/usr/bin/env -S node --max-semi-space-size=16`). */
 export const SERVER_FLAGS = ["--max-semi-space-size=16"]
@@ -225,7 +225,7 @@ export interface Running {
 }
 
 /** Spawns a process that prints `"url":"http://…"` on stdout once it listens. */
-const listening = (args: ReadonlyArray<string>, what: string): Promise<Running> =>
+export const listening = (args: ReadonlyArray<string>, what: string): Promise<Running> =>
   new Promise((resolve, reject) => {
     const child = track(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] }))
     // "close", not "exit": the last lines a process writes (its access log is flushed at exit)

@@ -40,6 +40,14 @@ export const ConfigFile = Schema.Struct({
   port: Schema.optional(Whole.pipe(Schema.lessThanOrEqualTo(65_535))),
   host: Schema.optional(Schema.String),
   db: Schema.optional(Schema.String),
+  databaseUrl: Schema.optional(Schema.String),
+  databaseSchema: Schema.optional(Schema.String),
+  replica: Schema.optional(
+    Schema.Struct({
+      id: Schema.optional(Schema.String),
+      leaseMs: Schema.optional(Whole.pipe(Schema.greaterThanOrEqualTo(100)))
+    })
+  ),
   /** `false` trusts every request as an admin of tenant `default` (local development only). */
   auth: Schema.optional(Schema.Boolean),
   bodyLimitBytes: Schema.optional(Positive),

@@ -15,12 +15,14 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import { Access, InvalidInput, StorageError } from "@t-minus/core"
+import * as Postgres from "@t-minus/core/postgres"
 import Database from "better-sqlite3"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import pg from "pg"
 
 /**
  * The API key a request carries: `authorization: Bearer <key>`, else `x-api-key`.
@@ -132,6 +134,40 @@ const storage =
 /** A tenant or principal: printable, no spaces, at most 128 characters. */
 const NAME = /^[\w.@:-]{1,128}$/
 
+/** What `create` refuses, naming the field; `null` when the input is good. */
+const checkInput = (input: CreateKey): InvalidInput | null => {
+  for (const [field, value] of [
+    ["tenant", input.tenant],
+    ["principal", input.principal]
+  ] as const) {
+    if (typeof value !== "string" || !NAME.test(value)) {
+      return new InvalidInput({
+        field,
+        message: `${field}: letters, digits and . _ @ : - only, 1 to 128 characters; got ${JSON.stringify(value)}`
+      })
+    }
+  }
+  if (!Access.ROLES.includes(input.role)) {
+    return new InvalidInput({
+      field: "role",
+      message: `role: one of ${Access.ROLES.join(", ")}; got ${JSON.stringify(input.role)}`
+    })
+  }
+  return null
+}
+
+/** A new key for `input`: the row to insert (in `INSERT_KEY`'s order) and what `create` returns. */
+const newKey = (input: CreateKey) => {
+  const id = randomBytes(6).toString("hex")
+  const key = `tm_${id}_${randomBytes(32).toString("base64url")}`
+  const now = Date.now()
+  const name = input.name ?? null
+  return {
+    row: [id, hash(key), input.tenant, input.principal, input.role, name, now] as const,
+    created: { key, record: fromRow({ ...input, id, name, created_at: now, revoked_at: null }) }
+  }
+}
+
 /**
  * The key store on a SQLite file (the server's `--db`), closed with the scope.
  *
@@ -177,38 +213,14 @@ export const makeSqlite = (filename: string) =>
     return KeyStore.of({
       create: (input) =>
         Effect.suspend((): Effect.Effect<{ key: string; record: KeyRecord }, InvalidInput | StorageError> => {
-          for (const [field, value] of [
-            ["tenant", input.tenant],
-            ["principal", input.principal]
-          ] as const) {
-            if (typeof value !== "string" || !NAME.test(value)) {
-              return Effect.fail(
-                new InvalidInput({
-                  field,
-                  message: `${field}: letters, digits and . _ @ : - only, 1 to 128 characters; got ${JSON.stringify(value)}`
-                })
-              )
-            }
-          }
-          if (!Access.ROLES.includes(input.role)) {
-            return Effect.fail(
-              new InvalidInput({
-                field: "role",
-                message: `role: one of ${Access.ROLES.join(", ")}; got ${JSON.stringify(input.role)}`
-              })
-            )
-          }
-          const id = randomBytes(6).toString("hex")
-          const key = `tm_${id}_${randomBytes(32).toString("base64url")}`
-          const now = Date.now()
+          const invalid = checkInput(input)
+          if (invalid !== null) return Effect.fail(invalid)
+          const made = newKey(input)
           return Effect.try({
             try: () => {
-              insert.run(id, hash(key), input.tenant, input.principal, input.role, input.name ?? null, now)
+              insert.run(...made.row)
               changed()
-              return {
-                key,
-                record: fromRow({ ...input, id, name: input.name ?? null, created_at: now, revoked_at: null })
-              }
+              return made.created
             },
             catch: storage("cannot create a key")
           })
@@ -259,3 +271,164 @@ export const makeSqlite = (filename: string) =>
  */
 export const layerSqlite = (filename: string): Layer.Layer<KeyStore, StorageError> =>
   Layer.scoped(KeyStore, makeSqlite(filename))
+
+/** The key tables on Postgres: the same columns, the version kept by a statement trigger. */
+const PG_SCHEMA = [
+  SCHEMA,
+  "CREATE TABLE IF NOT EXISTS api_keys_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+  "INSERT INTO api_keys_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+  `CREATE OR REPLACE FUNCTION api_keys_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN UPDATE api_keys_version SET version = version + 1 WHERE id = 1; RETURN NULL; END $$`,
+  `CREATE OR REPLACE TRIGGER api_keys_version AFTER INSERT OR UPDATE OR DELETE ON api_keys
+   FOR EACH STATEMENT EXECUTE FUNCTION api_keys_version_bump()`
+]
+
+/**
+ * The key store on PostgreSQL (the server's `--database-url`), shared by every replica. As on
+ * SQLite, resolved keys are kept until the table's version moves; the version is read once per
+ * event-loop turn that resolves a key (one query shared by the turn's requests), so a revocation
+ * made through any replica applies to every request any replica reads after it.
+ *
+ * @since 0.1.0
+ */
+export const makePostgres = (url: string, options: { readonly schema?: string | undefined } = {}) =>
+  Effect.gen(function* () {
+    const schema = yield* Effect.try({
+      try: () => Postgres.checkSchema(options.schema),
+      catch: storage("bad schema")
+    })
+    const pool = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const pool = new pg.Pool({
+            connectionString: url,
+            max: 4,
+            keepAlive: true,
+            options: `-c search_path=${pg.escapeIdentifier(schema)}`
+          })
+          // An idle connection the server ends is an `error` event: logged, never a crash.
+          pool.on("error", (error) =>
+            console.warn(`t-minus api keys: an idle pooled connection failed: ${error.message}`)
+          )
+          const client = await pool.connect()
+          try {
+            await client.query("SELECT pg_advisory_lock($1)", [Postgres.SETUP_LOCK])
+            try {
+              await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`)
+              for (const statement of PG_SCHEMA) await client.query(statement)
+            } finally {
+              await client.query("SELECT pg_advisory_unlock($1)", [Postgres.SETUP_LOCK])
+            }
+          } catch (error) {
+            client.release()
+            await pool.end()
+            throw error
+          }
+          client.release()
+          return pool
+        },
+        catch: storage(`cannot open ${url.replace(/\/\/[^@/]*@/, "//…@")}`)
+      }),
+      (pool) => Effect.promise(() => pool.end())
+    )
+    const query = <A = any>(what: string, text: string, params: ReadonlyArray<unknown> = []) =>
+      Effect.tryPromise({
+        try: () => pool.query(text, params as Array<unknown>).then((r) => r.rows as Array<A>),
+        catch: storage(what)
+      })
+    const cache = new Map<string, Option.Option<KeyRecord>>()
+    let cachedVersion: unknown = null
+    // Advanced whenever the cache is emptied: a lookup that began before caches nothing, since
+    // the row it read may predate the change (a revocation through another replica).
+    let generation = 0
+    // The version check of the current event-loop turn, shared by its lookups.
+    let turnCheck: Promise<void> | null = null
+    const checkVersion = (): Promise<void> => {
+      if (turnCheck !== null) return turnCheck
+      const check = pool.query("SELECT version FROM api_keys_version WHERE id = 1").then((r) => {
+        const current = String(r.rows[0]?.version)
+        if (current !== cachedVersion) {
+          cache.clear()
+          generation += 1
+          cachedVersion = current
+        }
+      })
+      turnCheck = check
+      setImmediate(() => {
+        turnCheck = null
+      })
+      return check
+    }
+    const changed = () => {
+      cache.clear()
+      generation += 1
+      cachedVersion = null
+    }
+
+    return KeyStore.of({
+      create: (input) =>
+        Effect.suspend((): Effect.Effect<{ key: string; record: KeyRecord }, InvalidInput | StorageError> => {
+          const invalid = checkInput(input)
+          if (invalid !== null) return Effect.fail(invalid)
+          const made = newKey(input)
+          return Effect.as(
+            Effect.tap(
+              query(
+                "cannot create a key",
+                "INSERT INTO api_keys (id, hash, tenant, principal, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                made.row
+              ),
+              () => Effect.sync(changed)
+            ),
+            made.created
+          )
+        }),
+      list: Effect.map(query("cannot list keys", "SELECT * FROM api_keys ORDER BY created_at, id"), (rows) =>
+        rows.map(fromRow)
+      ),
+      revoke: (id) =>
+        Effect.map(
+          query(
+            `cannot revoke ${id}`,
+            "WITH revoked AS (UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id) SELECT (SELECT COUNT(*) FROM revoked) AS revoked, (SELECT COUNT(*) FROM api_keys WHERE id = $2) AS found",
+            [Date.now(), id]
+          ),
+          ([row]) => {
+            if (Number(row?.revoked ?? 0) > 0) changed()
+            return Number(row?.found ?? 0) > 0
+          }
+        ),
+      resolve: (key) =>
+        !key.startsWith("tm_")
+          ? Effect.succeed(Option.none())
+          : Effect.tryPromise({
+              try: async () => {
+                await checkVersion()
+                const cached = cache.get(key)
+                if (cached !== undefined) return cached
+                const before = generation
+                const { rows } = await pool.query(
+                  "SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+                  [hash(key)]
+                )
+                const found = rows[0] === undefined ? Option.none<KeyRecord>() : Option.some(fromRow(rows[0]))
+                if (generation === before) {
+                  if (cache.size >= CACHE_LIMIT) cache.clear()
+                  cache.set(key, found)
+                }
+                return found
+              },
+              catch: storage("cannot look up a key")
+            })
+    })
+  })
+
+/**
+ * `KeyStore` on PostgreSQL.
+ *
+ * @since 0.1.0
+ */
+export const layerPostgres = (
+  url: string,
+  options: { readonly schema?: string | undefined } = {}
+): Layer.Layer<KeyStore, StorageError> => Layer.scoped(KeyStore, makePostgres(url, options))

@@ -23,6 +23,7 @@
  */
 import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
+import { hostname } from "node:os"
 import type { Duplex } from "node:stream"
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
@@ -45,6 +46,7 @@ import {
   Unauthenticated,
   WatchLagged
 } from "@t-minus/core"
+import * as Postgres from "@t-minus/core/postgres"
 import { Authentication, TMinusRpcs } from "@t-minus/core/rpc"
 import * as RpcHandlers from "@t-minus/core/rpc-handlers"
 import * as Sqlite from "@t-minus/core/sqlite"
@@ -83,6 +85,18 @@ export interface ServerOptions {
   readonly host?: string | undefined
   /** The SQLite file (events, history, API keys); default `./t-minus.db`. */
   readonly db?: string | undefined
+  /**
+   * PostgreSQL instead of the SQLite file (`DATABASE_URL`): events, history and API keys live in
+   * this database, which several replicas may share (docs/deployment.md).
+   */
+  readonly databaseUrl?: string | undefined
+  /** On Postgres, the schema of the tables (created if missing); default `public`. */
+  readonly databaseSchema?: string | undefined
+  /**
+   * On Postgres, this replica: its id (in the tick lease and history; default `<hostname>:<pid>`)
+   * and how long its tick lease lasts unrenewed (default 10 s).
+   */
+  readonly replica?: Runner.ReplicaOptions | undefined
   /** Default `true`. `false` trusts every request as an admin of tenant `default`: local use only. */
   readonly auth?: boolean | undefined
   /** Largest HTTP body or WebSocket frame, in bytes; default 1 MiB. */
@@ -639,6 +653,33 @@ const LEVELS = {
 export const layerLogger = (level: ServerOptions["logLevel"] = "info") =>
   Layer.mergeAll(Logger.json, Logger.minimumLogLevel(LEVELS[level]))
 
+/** The API keys, the store, the coordinator and the runner: on Postgres, or on the SQLite file. */
+const storage = (options: ServerOptions) => {
+  const url = options.databaseUrl
+  if (url === undefined) {
+    const db = options.db ?? Sqlite.DEFAULT_FILENAME
+    return Layer.merge(Keys.layerSqlite(db), Sqlite.layerRunner({ filename: db, runner: options.runner }))
+  }
+  const schema = options.databaseSchema
+  const replica = { id: `${hostname()}:${process.pid}`, ...options.replica }
+  return Layer.merge(
+    Keys.layerPostgres(url, { schema }),
+    Postgres.layerRunner({
+      url,
+      schema,
+      // A frozen replica holds the write lock (which every replica waits for) at most one lease.
+      idleInTransactionTimeoutMs: replica.leaseMs ?? Runner.DEFAULT_LEASE_MS,
+      runner: { ...options.runner, replica }
+    })
+  )
+}
+
+/** The key store of the server's database, open in the current scope. */
+const keyStore = (options: ServerOptions) =>
+  options.databaseUrl === undefined
+    ? Keys.makeSqlite(options.db ?? Sqlite.DEFAULT_FILENAME)
+    : Keys.makePostgres(options.databaseUrl, { schema: options.databaseSchema })
+
 /**
  * Starts the server in the current scope and returns its `HttpServer` (its address). Closing the
  * scope shuts it down gracefully: the drain runs first, before any part of the server closes.
@@ -650,7 +691,6 @@ export const make = (
 ): Effect.Effect<HttpServer.HttpServer, ServeError | StorageError, Scope.Scope> =>
   Effect.gen(function* () {
     const state: State = { draining: false, inFlight: 0, metrics: makeMetrics() }
-    const db = options.db ?? Sqlite.DEFAULT_FILENAME
     const node = new NodeServer()
     const app = HttpLayerRouter.serve(
       Layer.mergeAll(
@@ -673,8 +713,7 @@ export const make = (
         RpcHandlers.layer
       ]),
       Layer.provideMerge(Layer.scopedDiscard(recordTransitions(state))),
-      Layer.provide(Keys.layerSqlite(db)),
-      Layer.provide(Sqlite.layerRunner({ filename: db, runner: options.runner })),
+      Layer.provide(storage(options)),
       Layer.provideMerge(
         NodeHttpServer.layer(() => node, {
           port: options.port ?? DEFAULT_PORT,
@@ -735,7 +774,8 @@ export interface Started {
 
 /**
  * Starts a server in this process (port 0 picks a free one), for programs that embed one and for
- * tests. `createKey` writes to the database file (`db`); with `:memory:` there is none to share.
+ * tests. `createKey` writes to the server's database (`databaseUrl`, else the file `db`; with
+ * `:memory:` there is none to share).
  *
  * @since 0.1.0
  */
@@ -744,9 +784,7 @@ export const start = async (options: ServerOptions = {}): Promise<Started> => {
   try {
     const context = await Effect.runPromise(Layer.buildWithScope(layer(options), scope))
     const address = Context.get(context, HttpServer.HttpServer).address as HttpServer.TcpAddress
-    const keys = await Effect.runPromise(
-      Scope.extend(Keys.makeSqlite(options.db ?? Sqlite.DEFAULT_FILENAME), scope)
-    )
+    const keys = await Effect.runPromise(Scope.extend(keyStore(options), scope))
     return {
       url: `http://${urlHost(address.hostname)}:${address.port}`,
       createKey: (tenant, principal, role) =>

@@ -30,6 +30,13 @@ Options (flags win over environment variables, which win over the config file):
   --host <addr>       address to listen on              T_MINUS_HOST       (default 127.0.0.1)
   --db <file>         SQLite file: events, history,     T_MINUS_DB         (default ./t-minus.db)
                       API keys
+  --database-url <u>  PostgreSQL instead of the file:   DATABASE_URL or T_MINUS_DATABASE_URL
+                      postgres://user:pass@host:5432/db; several replicas may share it
+  --database-schema <s>  schema of the tables          T_MINUS_DATABASE_SCHEMA (default public)
+  --replica-id <id>   this replica's name in the tick   T_MINUS_REPLICA_ID (default <hostname>:<pid>)
+                      lease and in history
+  --lease-ms <n>      tick lease: a dead replica's      T_MINUS_LEASE_MS   (default 10000)
+                      firing is taken over within it
   --config <file>     JSON config file (below)          T_MINUS_CONFIG
   --log-level <lvl>   debug|info|warning|error|none     T_MINUS_LOG_LEVEL  (default info)
   --body-limit <n>    largest HTTP body or WebSocket    T_MINUS_BODY_LIMIT (default ${Server.DEFAULT_BODY_LIMIT_BYTES})
@@ -48,6 +55,7 @@ viewer (reads). "keys create" prints the key once; only its hash is stored.
 
 Config file (every key optional; unknown keys are refused):
   { "port": 7420, "host": "127.0.0.1", "db": "./t-minus.db", "auth": true,
+    "databaseUrl": "postgres://…", "databaseSchema": "public", "replica": { "id": "a", "leaseMs": 10000 },
     "logLevel": "info", "bodyLimitBytes": 1048576, "idleTimeoutMs": 30000, "stallTimeoutMs": 30000,
     "shutdownTimeoutMs": 10000,
     "quotas": { "default": { "activeEvents": 100000, "requestsPerSecond": 1000, "burst": 2000 },
@@ -87,6 +95,28 @@ const parse = <const T extends ParseArgsConfig>(config: T) => {
 
 const LOG_LEVELS = ["debug", "info", "warning", "error", "none"] as const
 
+/**
+ * The Postgres URL: `--database-url`, else (unless `--db` was given) the environment's
+ * `T_MINUS_DATABASE_URL` or `DATABASE_URL`, else the config file's; both flags at once are refused.
+ */
+const databaseUrlOf = (
+  flag: string | undefined,
+  dbFlag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  file: string | undefined
+): string | undefined => {
+  if (flag !== undefined && dbFlag !== undefined)
+    fail("give --db (SQLite) or --database-url (Postgres), not both")
+  const url =
+    flag ?? (dbFlag !== undefined ? undefined : env.T_MINUS_DATABASE_URL || env.DATABASE_URL || file)
+  if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) {
+    fail(
+      `--database-url: expected postgres://user@host:port/database, got ${JSON.stringify(url.replace(/\/\/[^@/]*@/, "//…@"))}`
+    )
+  }
+  return url
+}
+
 const runKeys = (args: Array<string>) => {
   const [command, ...rest] = args
   const { positionals, values } = parse({
@@ -99,10 +129,14 @@ const runKeys = (args: Array<string>) => {
       role: { type: "string" },
       name: { type: "string" },
       db: { type: "string" },
+      "database-url": { type: "string" },
+      "database-schema": { type: "string" },
       json: { type: "boolean" }
     }
   })
-  const db = values.db ?? process.env.T_MINUS_DB ?? "./t-minus.db"
+  const env = process.env
+  const db = values.db ?? env.T_MINUS_DB ?? "./t-minus.db"
+  const databaseUrl = databaseUrlOf(values["database-url"], values.db, env, undefined)
   const program = Effect.gen(function* () {
     const keys = yield* Keys.KeyStore
     if (command === "create") {
@@ -162,7 +196,11 @@ const runKeys = (args: Array<string>) => {
       } else console.log(`revoked ${id}`)
     } else return fail(`keys: unknown command ${JSON.stringify(command ?? "")}; use create, list or revoke`)
   })
-  Effect.runPromise(Effect.scoped(Effect.provide(program, Keys.layerSqlite(db)))).catch((error) => {
+  const store =
+    databaseUrl === undefined
+      ? Keys.layerSqlite(db)
+      : Keys.layerPostgres(databaseUrl, { schema: values["database-schema"] ?? env.T_MINUS_DATABASE_SCHEMA })
+  Effect.runPromise(Effect.scoped(Effect.provide(program, store))).catch((error) => {
     console.error(`t-minus-server: ${error?.message ?? String(error)}`)
     process.exit(1)
   })
@@ -177,6 +215,10 @@ const serve = (args: Array<string>) => {
       port: { type: "string" },
       host: { type: "string" },
       db: { type: "string" },
+      "database-url": { type: "string" },
+      "database-schema": { type: "string" },
+      "replica-id": { type: "string" },
+      "lease-ms": { type: "string" },
       config: { type: "string" },
       "log-level": { type: "string" },
       "body-limit": { type: "string" },
@@ -205,6 +247,17 @@ const serve = (args: Array<string>) => {
   const port = portText === undefined ? (file.port ?? Server.DEFAULT_PORT) : whole("--port", portText, 65_535)
   const host = values.host ?? env.T_MINUS_HOST ?? file.host ?? "127.0.0.1"
   const db = values.db ?? env.T_MINUS_DB ?? file.db
+  const databaseUrl = databaseUrlOf(values["database-url"], values.db, env, file.databaseUrl)
+  const databaseSchema = values["database-schema"] ?? env.T_MINUS_DATABASE_SCHEMA ?? file.databaseSchema
+  if (databaseSchema !== undefined && !/^[a-z_][a-z0-9_]{0,47}$/.test(databaseSchema)) {
+    fail(
+      `--database-schema: lower-case letters, digits and _, at most 48 characters; got ${JSON.stringify(databaseSchema)}`
+    )
+  }
+  const leaseText = values["lease-ms"] ?? env.T_MINUS_LEASE_MS
+  const leaseMs = leaseText === undefined ? file.replica?.leaseMs : whole("--lease-ms", leaseText, 86_400_000)
+  if (leaseMs !== undefined && leaseMs < 100) fail(`--lease-ms: at least 100, got ${leaseMs}`)
+  const replicaId = values["replica-id"] ?? env.T_MINUS_REPLICA_ID ?? file.replica?.id
   const levelText = values["log-level"] ?? env.T_MINUS_LOG_LEVEL
   if (levelText !== undefined && !(LOG_LEVELS as ReadonlyArray<string>).includes(levelText)) {
     fail(`--log-level: one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(levelText)}`)
@@ -222,6 +275,12 @@ const serve = (args: Array<string>) => {
     port,
     host,
     db,
+    databaseUrl,
+    databaseSchema,
+    replica: {
+      ...(replicaId === undefined ? {} : { id: replicaId }),
+      ...(leaseMs === undefined ? {} : { leaseMs })
+    },
     auth: values["no-auth"] ? false : file.auth,
     logLevel,
     bodyLimitBytes,
