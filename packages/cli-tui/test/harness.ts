@@ -6,7 +6,7 @@ import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Access } from "@t-minus/core"
 import { Server } from "@t-minus/rpc-server"
-import pg from "pg"
+import { execute, PG_URL, postgresAnswers } from "../../core/test/postgres.ts"
 import { main } from "../src/main.ts"
 
 export const tempDir = () => Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "t-minus-cli-"))
@@ -35,37 +35,16 @@ export const embedded = async (): Promise<Mode> => {
   }
 }
 
-/** The local PostgreSQL (`T_MINUS_TEST_DATABASE_URL`, default the machine's `test` database). */
-export const PG_URL = process.env.T_MINUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-
 /** Whether PostgreSQL answers; when it does not, the Postgres mode is skipped, loudly. */
-export const postgresUp = await (async () => {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3_000 })
-  try {
-    await client.connect()
-    await client.end()
-    return true
-  } catch (error) {
-    console.warn(
-      `\n*** PostgreSQL at ${PG_URL} is not reachable (${String(error)}): the CLI on Postgres is SKIPPED ***\n`
-    )
-    return false
-  }
-})()
+export const postgresUp = await postgresAnswers("the CLI on Postgres is")
 
 /** Embedded on PostgreSQL: a schema of its own, dropped afterwards. */
 export const embeddedPostgres = async (): Promise<Mode> => {
   const schema = `tm_cli_${process.pid}_${Date.now() % 1_000_000}`
-  const dropSchema = async () => {
-    const client = new pg.Client({ connectionString: PG_URL })
-    await client.connect()
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-    await client.end()
-  }
   return {
     name: "embedded",
     flags: ["--database-url", PG_URL, "--database-schema", schema],
-    close: dropSchema
+    close: async () => void (await execute(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
   }
 }
 

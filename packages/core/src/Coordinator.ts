@@ -439,7 +439,30 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       return Effect.asVoid(Effect.forkDaemon(lead))
     })
 
-    /** A response committed with the next group (see `scheduleGrouped` for the protocol). */
+    /**
+     * Queues a member for the next group and waits for its own outcome. The first member queued
+     * while nobody leads starts a leader: a fiber of its own (so no caller's interrupt can stop
+     * it) that lets the event loop finish its turn, so that requests read from other sockets
+     * meanwhile join, then commits everything queued, and again while more came during the
+     * commit. Queuing and starting the leader are one step (a leader is always running while
+     * anything is queued). Interrupted while still queued, a caller takes its member out
+     * unwritten; once taken, it is committed whatever happens to its caller (as when an interrupt
+     * comes after a commit).
+     */
+    const joinGroup = (
+      done: Deferred.Deferred<Event, CoordinatorError>,
+      push: () => void,
+      remove: () => void
+    ): Effect.Effect<Event, CoordinatorError> =>
+      Effect.onInterrupt(
+        Effect.zipRight(
+          Effect.uninterruptible(Effect.zipRight(Effect.sync(push), ensureLeader)),
+          Deferred.await(done)
+        ),
+        () => Effect.sync(remove)
+      )
+
+    /** A response committed with the next group. */
     const grouped = (run: Effect.Effect<Event, CoordinatorError>) =>
       Effect.withFiberRuntime<Event, CoordinatorError>((fiber) => {
         const job: WaitingJob = {
@@ -447,40 +470,25 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
           scope: fiber.getFiberRef(currentTenant),
           done: Deferred.unsafeMake(FiberId.none)
         }
-        const enqueue = Effect.uninterruptible(
-          Effect.suspend(() => {
-            waitingJobs.push(job)
-            return ensureLeader
-          })
-        )
-        return Effect.onInterrupt(Effect.zipRight(enqueue, Deferred.await(job.done)), () =>
-          Effect.sync(() => {
+        return joinGroup(
+          job.done,
+          () => waitingJobs.push(job),
+          () => {
             waitingJobs = waitingJobs.filter((other) => other !== job)
-          })
+          }
         )
       })
 
+    /** A schedule committed with the next group. */
     const scheduleGrouped = (event: Event, scope: TenantScope | null, now: number) =>
       Effect.suspend(() => {
         const w: Waiting = { event, scope, now, done: Deferred.unsafeMake(FiberId.none) }
-        // The first event queued while nobody leads starts a leader: a fiber of its own (so no
-        // caller's interrupt can stop it) that lets the event loop finish its turn, so that
-        // requests read from other sockets meanwhile join, then commits everything queued, and
-        // again while more came during the commit. Callers only wait for their own outcome.
-        // Queuing and starting the leader are one step (a leader is always running while
-        // anything is queued). Interrupted while its event is still queued, a caller takes it
-        // out unwritten; once taken, it is committed whatever happens to its caller (as when an
-        // interrupt comes after a commit).
-        const enqueue = Effect.uninterruptible(
-          Effect.suspend(() => {
-            waiting.push(w)
-            return ensureLeader
-          })
-        )
-        return Effect.onInterrupt(Effect.zipRight(enqueue, Deferred.await(w.done)), () =>
-          Effect.sync(() => {
+        return joinGroup(
+          w.done,
+          () => waiting.push(w),
+          () => {
             waiting = waiting.filter((other) => other !== w)
-          })
+          }
         )
       })
 

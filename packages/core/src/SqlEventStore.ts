@@ -408,7 +408,6 @@ export const MUTABLE_COLUMNS: ReadonlyArray<(typeof COLUMNS)[number]> = [
 const INSERT_EVENT_PREFIX = `INSERT INTO events (${COLUMNS.join(", ")}) VALUES `
 const EVENT_VALUES = placeholders(COLUMNS.length)
 const MUTABLE_INDEXES = MUTABLE_COLUMNS.map((c) => COLUMNS.indexOf(c))
-const UPDATE_EVENT = `UPDATE events SET ${MUTABLE_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`
 
 /** The Postgres types of the columns updated in bulk (parameters in `VALUES` need them). */
 const PG_TYPES: Record<string, string> = {
@@ -451,7 +450,28 @@ const lastByKey = <A>(rows: ReadonlyArray<A>, key: (a: A) => string): ReadonlyAr
 }
 /** Rows per bulk update: well under Postgres's 65 535 parameters. */
 const BULK_ROWS = 200
-const ACTION_UPDATE_COLUMNS = ["status", "attempts", "next_attempt_at", "last_error", "updated_at"]
+/** An update of some columns of rows found by their key, per row and in bulk. */
+interface RowUpdate {
+  readonly table: string
+  readonly key: string
+  readonly columns: ReadonlyArray<string>
+  /** The per-row statement: the columns' values, then the key. */
+  readonly single: string
+}
+const rowUpdate = (table: string, key: string, columns: ReadonlyArray<string>): RowUpdate => ({
+  table,
+  key,
+  columns,
+  single: `UPDATE ${table} SET ${columns.map((c) => `${c} = ?`).join(", ")} WHERE ${key} = ?`
+})
+const EVENT_UPDATE = rowUpdate("events", "id", MUTABLE_COLUMNS)
+const ACTION_UPDATE = rowUpdate("actions", "key", [
+  "status",
+  "attempts",
+  "next_attempt_at",
+  "last_error",
+  "updated_at"
+])
 
 /** The `WHERE` clause (with its leading space, or empty) and parameters of an event filter. */
 const eventWhere = (filter: EventFilter): [string, Array<unknown>] => {
@@ -566,6 +586,28 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
             : { name, owner: row.owner, token: Number(row.token), expiresAt: Number(row.expires_at) }
       )
 
+    /**
+     * Writes `columns` of existing rows: on Postgres one statement per `BULK_ROWS` rows (a
+     * statement per row costs a round trip each), elsewhere the cached per-row statement.
+     */
+    const updateRows = <A>(
+      rows: ReadonlyArray<A>,
+      target: RowUpdate,
+      keyOf: (row: A) => string,
+      values: (row: A) => ReadonlyArray<unknown>
+    ): Effect.Effect<void, StorageError> =>
+      driver.dialect === "pg" && rows.length > 1
+        ? Effect.forEach(
+            chunks(lastByKey(rows, keyOf), BULK_ROWS),
+            (part) =>
+              run(
+                pgBulkUpdate(target.table, target.key, target.columns, part.length),
+                part.flatMap((row) => [keyOf(row), ...values(row)])
+              ),
+            { discard: true }
+          )
+        : Effect.forEach(rows, (row) => run(target.single, [...values(row), keyOf(row)]), { discard: true })
+
     const selectEvents = (sql: string, params: ReadonlyArray<unknown>) =>
       Effect.map(all(sql, params), (rows) => rows.map(fromRow))
 
@@ -615,30 +657,15 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       updateEvents: (events) =>
         Effect.zipRight(
           driver.note(earliestDue(events), false),
-          driver.dialect === "pg" && events.length > 1
-            ? Effect.forEach(
-                chunks(
-                  lastByKey(events, (e) => e.id),
-                  BULK_ROWS
-                ),
-                (part) =>
-                  run(
-                    pgBulkUpdate("events", "id", MUTABLE_COLUMNS, part.length),
-                    part.flatMap((e) => {
-                      const values = eventValues(e)
-                      return [e.id, ...MUTABLE_INDEXES.map((i) => values[i])]
-                    })
-                  ),
-                { discard: true }
-              )
-            : Effect.forEach(
-                events,
-                (e) => {
-                  const values = eventValues(e)
-                  return run(UPDATE_EVENT, [...MUTABLE_INDEXES.map((i) => values[i]), e.id])
-                },
-                { discard: true }
-              )
+          updateRows(
+            events,
+            EVENT_UPDATE,
+            (e) => e.id,
+            (e) => {
+              const values = eventValues(e)
+              return MUTABLE_INDEXES.map((i) => values[i])
+            }
+          )
         ),
       getEvent: (id) =>
         Effect.map(selectEvents("SELECT * FROM events WHERE id = ?", [id]), (rows) =>
@@ -799,35 +826,12 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       updateActions: (actions) =>
         Effect.zipRight(
           driver.note(Number.POSITIVE_INFINITY, actions.length > 0),
-          driver.dialect === "pg" && actions.length > 1
-            ? Effect.forEach(
-                chunks(
-                  lastByKey(actions, (a) => a.key),
-                  BULK_ROWS
-                ),
-                (part) =>
-                  run(
-                    pgBulkUpdate("actions", "key", ACTION_UPDATE_COLUMNS, part.length),
-                    part.flatMap((a) => [
-                      a.key,
-                      a.status,
-                      a.attempts,
-                      ms(a.nextAttemptAt),
-                      a.lastError,
-                      a.updatedAt.getTime()
-                    ])
-                  ),
-                { discard: true }
-              )
-            : Effect.forEach(
-                actions,
-                (a) =>
-                  run(
-                    "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
-                    [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime(), a.key]
-                  ),
-                { discard: true }
-              )
+          updateRows(
+            actions,
+            ACTION_UPDATE,
+            (a) => a.key,
+            (a) => [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime()]
+          )
         ),
       getAction: (key) =>
         Effect.map(all<any>(`SELECT ${ACTION_COLUMNS} FROM actions WHERE key = ?`, [key]), (rows) =>

@@ -1,30 +1,17 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
-import pg from "pg"
 import * as Coordinator from "../src/Coordinator.ts"
 import type { StorageError } from "../src/Errors.ts"
 import * as EventStore from "../src/EventStore.ts"
 import * as Postgres from "../src/postgres.ts"
 import * as Sqlite from "../src/sqlite.ts"
+import { execute, PG_URL, postgresAnswers } from "./postgres.ts"
 
-/** The local PostgreSQL (`T_MINUS_TEST_DATABASE_URL`, default the machine's `test` database). */
-export const PG_URL = process.env.T_MINUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+export { PG_URL }
 
 /** Whether PostgreSQL answers; when it does not, its suites are skipped, loudly. */
-export const postgresUp = await (async () => {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3_000 })
-  try {
-    await client.connect()
-    await client.end()
-    return true
-  } catch (error) {
-    console.warn(
-      `\n*** PostgreSQL at ${PG_URL} is not reachable (${String(error)}): the postgres backend is SKIPPED ***\n`
-    )
-    return false
-  }
-})()
+export const postgresUp = await postgresAnswers("the postgres backend is")
 
 let schemas = 0
 /** A new schema name for one test. */
@@ -32,12 +19,7 @@ export const freshSchema = () => `tm_test_${process.pid}_${++schemas}`
 
 /** A store in `schema` (default a fresh one), the schema dropped afterwards. */
 export const postgresStore = (schema = freshSchema()): Layer.Layer<EventStore.EventStore, StorageError> => {
-  const drop = Effect.promise(async () => {
-    const client = new pg.Client({ connectionString: PG_URL })
-    await client.connect()
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-    await client.end()
-  })
+  const drop = Effect.promise(() => execute(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
   return Layer.provideMerge(
     Postgres.layerStore({ url: PG_URL, schema, maxConnections: 4 }),
     Layer.scopedDiscard(Effect.addFinalizer(() => drop))

@@ -47025,38 +47025,35 @@ var init_Coordinator = __esm({
         leading = true;
         return asVoid3(forkDaemon2(lead));
       });
+      const joinGroup = (done7, push, remove9) => onInterrupt2(
+        zipRight3(
+          uninterruptible2(zipRight3(sync4(push), ensureLeader)),
+          _await3(done7)
+        ),
+        () => sync4(remove9)
+      );
       const grouped2 = (run6) => withFiberRuntime2((fiber) => {
         const job = {
           run: run6,
           scope: fiber.getFiberRef(currentTenant),
           done: unsafeMake8(none4)
         };
-        const enqueue = uninterruptible2(
-          suspend4(() => {
-            waitingJobs.push(job);
-            return ensureLeader;
-          })
-        );
-        return onInterrupt2(
-          zipRight3(enqueue, _await3(job.done)),
-          () => sync4(() => {
+        return joinGroup(
+          job.done,
+          () => waitingJobs.push(job),
+          () => {
             waitingJobs = waitingJobs.filter((other) => other !== job);
-          })
+          }
         );
       });
       const scheduleGrouped = (event, scope4, now) => suspend4(() => {
         const w = { event, scope: scope4, now, done: unsafeMake8(none4) };
-        const enqueue = uninterruptible2(
-          suspend4(() => {
-            waiting.push(w);
-            return ensureLeader;
-          })
-        );
-        return onInterrupt2(
-          zipRight3(enqueue, _await3(w.done)),
-          () => sync4(() => {
+        return joinGroup(
+          w.done,
+          () => waiting.push(w),
+          () => {
             waiting = waiting.filter((other) => other !== w);
-          })
+          }
         );
       });
       const lead = zipRight3(
@@ -47632,7 +47629,7 @@ var init_SqlDriver = __esm({
 });
 
 // ../core/src/SqlEventStore.ts
-var migrations, migrate, COLUMNS, eventValues, attendeesJson, ms, date, recurrenceFrom, ACTION_COLUMNS, actionValues, actionFromRow, fromRow, MUTABLE_COLUMNS, INSERT_EVENT_PREFIX, EVENT_VALUES, MUTABLE_INDEXES, UPDATE_EVENT, PG_TYPES, pgBulkUpdate, lastByKey, BULK_ROWS, ACTION_UPDATE_COLUMNS, eventWhere, CHUNK, chunks2, repeat3, dueQuery, predecessorsQuery, dependentsQuery, make55, layer2;
+var migrations, migrate, COLUMNS, eventValues, attendeesJson, ms, date, recurrenceFrom, ACTION_COLUMNS, actionValues, actionFromRow, fromRow, MUTABLE_COLUMNS, INSERT_EVENT_PREFIX, EVENT_VALUES, MUTABLE_INDEXES, PG_TYPES, pgBulkUpdate, lastByKey, BULK_ROWS, rowUpdate, EVENT_UPDATE, ACTION_UPDATE, eventWhere, CHUNK, chunks2, repeat3, dueQuery, predecessorsQuery, dependentsQuery, make55, layer2;
 var init_SqlEventStore = __esm({
   "../core/src/SqlEventStore.ts"() {
     "use strict";
@@ -47966,7 +47963,6 @@ var init_SqlEventStore = __esm({
     INSERT_EVENT_PREFIX = `INSERT INTO events (${COLUMNS.join(", ")}) VALUES `;
     EVENT_VALUES = placeholders(COLUMNS.length);
     MUTABLE_INDEXES = MUTABLE_COLUMNS.map((c) => COLUMNS.indexOf(c));
-    UPDATE_EVENT = `UPDATE events SET ${MUTABLE_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`;
     PG_TYPES = {
       id: "text",
       key: "text",
@@ -47999,7 +47995,20 @@ var init_SqlEventStore = __esm({
       return byKey.size === rows.length ? rows : [...byKey.values()];
     };
     BULK_ROWS = 200;
-    ACTION_UPDATE_COLUMNS = ["status", "attempts", "next_attempt_at", "last_error", "updated_at"];
+    rowUpdate = (table2, key, columns) => ({
+      table: table2,
+      key,
+      columns,
+      single: `UPDATE ${table2} SET ${columns.map((c) => `${c} = ?`).join(", ")} WHERE ${key} = ?`
+    });
+    EVENT_UPDATE = rowUpdate("events", "id", MUTABLE_COLUMNS);
+    ACTION_UPDATE = rowUpdate("actions", "key", [
+      "status",
+      "attempts",
+      "next_attempt_at",
+      "last_error",
+      "updated_at"
+    ]);
     eventWhere = (filter11) => {
       const clauses = [];
       const params = [];
@@ -48072,6 +48081,14 @@ var init_SqlEventStore = __esm({
         ),
         ([row]) => row === void 0 ? void 0 : { name, owner: row.owner, token: Number(row.token), expiresAt: Number(row.expires_at) }
       );
+      const updateRows = (rows, target2, keyOf, values3) => driver2.dialect === "pg" && rows.length > 1 ? forEach8(
+        chunks2(lastByKey(rows, keyOf), BULK_ROWS),
+        (part) => run6(
+          pgBulkUpdate(target2.table, target2.key, target2.columns, part.length),
+          part.flatMap((row) => [keyOf(row), ...values3(row)])
+        ),
+        { discard: true }
+      ) : forEach8(rows, (row) => run6(target2.single, [...values3(row), keyOf(row)]), { discard: true });
       const selectEvents = (sql, params) => map17(all6(sql, params), (rows) => rows.map(fromRow));
       const loadCampaign = (row) => gen3(function* () {
         const members = yield* all6(
@@ -48115,26 +48132,14 @@ var init_SqlEventStore = __esm({
         }),
         updateEvents: (events) => zipRight3(
           driver2.note(earliestDue(events), false),
-          driver2.dialect === "pg" && events.length > 1 ? forEach8(
-            chunks2(
-              lastByKey(events, (e) => e.id),
-              BULK_ROWS
-            ),
-            (part) => run6(
-              pgBulkUpdate("events", "id", MUTABLE_COLUMNS, part.length),
-              part.flatMap((e) => {
-                const values3 = eventValues(e);
-                return [e.id, ...MUTABLE_INDEXES.map((i) => values3[i])];
-              })
-            ),
-            { discard: true }
-          ) : forEach8(
+          updateRows(
             events,
+            EVENT_UPDATE,
+            (e) => e.id,
             (e) => {
               const values3 = eventValues(e);
-              return run6(UPDATE_EVENT, [...MUTABLE_INDEXES.map((i) => values3[i]), e.id]);
-            },
-            { discard: true }
+              return MUTABLE_INDEXES.map((i) => values3[i]);
+            }
           )
         ),
         getEvent: (id2) => map17(
@@ -48276,30 +48281,11 @@ var init_SqlEventStore = __esm({
         ),
         updateActions: (actions) => zipRight3(
           driver2.note(Number.POSITIVE_INFINITY, actions.length > 0),
-          driver2.dialect === "pg" && actions.length > 1 ? forEach8(
-            chunks2(
-              lastByKey(actions, (a) => a.key),
-              BULK_ROWS
-            ),
-            (part) => run6(
-              pgBulkUpdate("actions", "key", ACTION_UPDATE_COLUMNS, part.length),
-              part.flatMap((a) => [
-                a.key,
-                a.status,
-                a.attempts,
-                ms(a.nextAttemptAt),
-                a.lastError,
-                a.updatedAt.getTime()
-              ])
-            ),
-            { discard: true }
-          ) : forEach8(
+          updateRows(
             actions,
-            (a) => run6(
-              "UPDATE actions SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE key = ?",
-              [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime(), a.key]
-            ),
-            { discard: true }
+            ACTION_UPDATE,
+            (a) => a.key,
+            (a) => [a.status, a.attempts, ms(a.nextAttemptAt), a.lastError, a.updatedAt.getTime()]
           )
         ),
         getAction: (key) => map17(

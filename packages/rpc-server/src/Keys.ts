@@ -168,6 +168,17 @@ const newKey = (input: CreateKey) => {
   }
 }
 
+/** `create` over a store's insert of a key row: checks the input, makes the key, writes it. */
+const creating =
+  (insert: (row: ReturnType<typeof newKey>["row"]) => Effect.Effect<unknown, StorageError>) =>
+  (input: CreateKey): Effect.Effect<{ key: string; record: KeyRecord }, InvalidInput | StorageError> =>
+    Effect.suspend((): Effect.Effect<{ key: string; record: KeyRecord }, InvalidInput | StorageError> => {
+      const invalid = checkInput(input)
+      if (invalid !== null) return Effect.fail(invalid)
+      const made = newKey(input)
+      return Effect.as(insert(made.row), made.created)
+    })
+
 /**
  * The key store on a SQLite file (the server's `--db`), closed with the scope.
  *
@@ -211,20 +222,15 @@ export const makeSqlite = (filename: string) =>
     }
 
     return KeyStore.of({
-      create: (input) =>
-        Effect.suspend((): Effect.Effect<{ key: string; record: KeyRecord }, InvalidInput | StorageError> => {
-          const invalid = checkInput(input)
-          if (invalid !== null) return Effect.fail(invalid)
-          const made = newKey(input)
-          return Effect.try({
-            try: () => {
-              insert.run(...made.row)
-              changed()
-              return made.created
-            },
-            catch: storage("cannot create a key")
-          })
-        }),
+      create: creating((row) =>
+        Effect.try({
+          try: () => {
+            insert.run(...row)
+            changed()
+          },
+          catch: storage("cannot create a key")
+        })
+      ),
       list: Effect.try({ try: () => all.all().map(fromRow), catch: storage("cannot list keys") }),
       revoke: (id) =>
         Effect.try({
@@ -366,23 +372,16 @@ export const makePostgres = (url: string, options: { readonly schema?: string | 
     }
 
     return KeyStore.of({
-      create: (input) =>
-        Effect.suspend((): Effect.Effect<{ key: string; record: KeyRecord }, InvalidInput | StorageError> => {
-          const invalid = checkInput(input)
-          if (invalid !== null) return Effect.fail(invalid)
-          const made = newKey(input)
-          return Effect.as(
-            Effect.tap(
-              query(
-                "cannot create a key",
-                "INSERT INTO api_keys (id, hash, tenant, principal, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                made.row
-              ),
-              () => Effect.sync(changed)
-            ),
-            made.created
-          )
-        }),
+      create: creating((row) =>
+        Effect.tap(
+          query(
+            "cannot create a key",
+            "INSERT INTO api_keys (id, hash, tenant, principal, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            row
+          ),
+          () => Effect.sync(changed)
+        )
+      ),
       list: Effect.map(query("cannot list keys", "SELECT * FROM api_keys ORDER BY created_at, id"), (rows) =>
         rows.map(fromRow)
       ),

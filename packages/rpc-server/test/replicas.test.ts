@@ -8,23 +8,10 @@ import type { AddressInfo } from "node:net"
 import { TMinusClient } from "@t-minus/core/client"
 import pg from "pg"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { PG_URL, postgresAnswers } from "../../core/test/postgres.ts"
 import { run, serve } from "./harness.ts"
 
-const PG_URL = process.env.T_MINUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-
-const postgresUp = await (async () => {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3_000 })
-  try {
-    await client.connect()
-    await client.end()
-    return true
-  } catch (error) {
-    console.warn(
-      `\n*** PostgreSQL at ${PG_URL} is not reachable (${String(error)}): the replica tests are SKIPPED ***\n`
-    )
-    return false
-  }
-})()
+const postgresUp = await postgresAnswers("the replica tests are")
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -75,25 +62,33 @@ describe.runIf(postgresUp)("replicas on one PostgreSQL", () => {
     await db.end()
   })
 
-  /** A fresh schema, an admin key made with the bin, and `n` replicas (ids r1…rn). */
-  const cluster = async (name: string, n: number, leaseMs: number) => {
-    const where = `${schema}_${name}`
-    await sql(`DROP SCHEMA IF EXISTS ${where} CASCADE`)
-    const database = ["--database-url", PG_URL, "--database-schema", where]
+  /** An API key of tenant `t` made with the bin (`keys create`) in `where`. */
+  const makeKey = async (where: string, principal: string, role: string) => {
     const made = await run([
       "keys",
       "create",
       "--tenant",
       "t",
       "--principal",
-      "boss",
+      principal,
       "--role",
-      "admin",
+      role,
       "--json",
-      ...database
+      "--database-url",
+      PG_URL,
+      "--database-schema",
+      where
     ])
     assert.strictEqual(made.code, 0, made.err)
-    const key = JSON.parse(made.out).key as string
+    return JSON.parse(made.out) as { key: string; id: string }
+  }
+
+  /** A fresh schema, an admin key made with the bin, and `n` replicas (ids r1…rn). */
+  const cluster = async (name: string, n: number, leaseMs: number) => {
+    const where = `${schema}_${name}`
+    await sql(`DROP SCHEMA IF EXISTS ${where} CASCADE`)
+    const database = ["--database-url", PG_URL, "--database-schema", where]
+    const { key } = await makeKey(where, "boss", "admin")
     // Started together: they set the database up one at a time.
     const replicas = await Promise.all(
       Array.from({ length: n }, (_, i) =>
@@ -371,20 +366,7 @@ describe.runIf(postgresUp)("replicas on one PostgreSQL", () => {
     const c = await cluster("keys", 2, 3_000)
     try {
       const database = ["--database-url", PG_URL, "--database-schema", c.where]
-      const made = await run([
-        "keys",
-        "create",
-        "--tenant",
-        "t",
-        "--principal",
-        "ann",
-        "--role",
-        "organizer",
-        "--json",
-        ...database
-      ])
-      assert.strictEqual(made.code, 0, made.err)
-      const { key, id } = JSON.parse(made.out) as { key: string; id: string }
+      const { key, id } = await makeKey(c.where, "ann", "organizer")
       const [one, two] = await Promise.all(
         c.replicas.map((r) => TMinusClient.connect({ url: r.url, apiKey: key, protocol: "http" }))
       )
