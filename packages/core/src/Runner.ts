@@ -620,8 +620,6 @@ export const make = (
         // Claimed, the action is hidden from every runner until its lease: a read that fails (a
         // connection lost meanwhile) is tried again rather than leaving it hidden that long.
         const event = yield* Effect.retry(store.getEvent(queued.eventId), storageRetry)
-        // A runner frozen past its claim (the action may be another's by now) leaves it alone.
-        if ((yield* Clock.currentTimeMillis) >= leaseAt) return
         const missing = unavailable(queued.action)
         const outcome: Actions.AttemptOutcome = Option.isNone(event)
           ? { _tag: "Failed", retry: false, error: `event ${queued.eventId} no longer exists`, durationMs: 0 }
