@@ -66,6 +66,12 @@ export interface EngineOptions {
     | undefined
 }
 
+/** A runner on a shared database takes part in the tick lease (`RunnerOptions.replica`). */
+const asReplica = (options: Runner.RunnerOptions): Runner.RunnerOptions => ({
+  ...options,
+  replica: options.replica ?? {}
+})
+
 const clockFrom = (now: () => number): Clock.Clock => {
   const system = Clock.make()
   return {
@@ -147,13 +153,7 @@ export class TMinus {
       {
         platform: Sqlite.layerPlatform,
         ...options,
-        runner:
-          runner === undefined || runner === false
-            ? runner
-            : {
-                ...(runner === true ? {} : runner),
-                replica: (runner === true ? undefined : runner.replica) ?? {}
-              }
+        runner: runner === undefined || runner === false ? runner : asReplica(runner === true ? {} : runner)
       }
     )
   }

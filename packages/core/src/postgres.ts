@@ -88,6 +88,8 @@ export const listen = (url: string, channel: string, source: string): Stream.Str
             if (lost || closed) return
             lost = true
             c.end().catch(() => {})
+            // Real time on purpose: reconnecting is about the network, not the engine's clock
+            // (under a test clock it would never come).
             timer = setTimeout(connect, RELISTEN_MS)
           }
           c.on("notification", (message) => {
@@ -183,15 +185,18 @@ export const layerStore = (options: PostgresOptions): Layer.Layer<EventStore, St
     (admin) => Effect.promise(() => admin.end().catch(() => {}))
   )
   const announce: SqlDriver.Announce = { channel: channelOf(schema), source: randomBytes(8).toString("hex") }
-  const store = Effect.gen(function* () {
-    const driver = yield* Effect.scoped(
-      Effect.zipRight(setupLock, Effect.tap(SqlDriver.fromSqlClientWith({ announce }), SqlEventStore.migrate))
+  // Built (and migrated, by `make`) under the set-up lock; the listener starts when a runner reads it.
+  const store = Effect.scoped(
+    Effect.zipRight(
+      setupLock,
+      Effect.flatMap(SqlDriver.fromSqlClientWith({ announce }), (driver) =>
+        SqlEventStore.make({
+          ...driver,
+          externalWrites: listen(options.url, announce.channel, announce.source)
+        })
+      )
     )
-    return yield* SqlEventStore.make({
-      ...driver,
-      externalWrites: listen(options.url, announce.channel, announce.source)
-    })
-  })
+  )
   return Layer.effect(EventStore, store).pipe(
     Layer.provide(
       Layer.mapError(PgClient.layerFromPool({ acquire: pool as never }), (error) =>
