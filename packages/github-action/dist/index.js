@@ -47474,20 +47474,20 @@ var init_Mailbox = __esm({
   }
 });
 
-// ../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_bfb38d20ab24714f41acec9493e86645/node_modules/@effect/sql/dist/esm/internal/client.js
+// ../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_82a03dfaed064e51205e19661962a2ba/node_modules/@effect/sql/dist/esm/internal/client.js
 var clientTag, TransactionConnection;
 var init_client = __esm({
-  "../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_bfb38d20ab24714f41acec9493e86645/node_modules/@effect/sql/dist/esm/internal/client.js"() {
+  "../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_82a03dfaed064e51205e19661962a2ba/node_modules/@effect/sql/dist/esm/internal/client.js"() {
     init_Context();
     clientTag = /* @__PURE__ */ GenericTag("@effect/sql/SqlClient");
     TransactionConnection = /* @__PURE__ */ GenericTag("@effect/sql/SqlClient/TransactionConnection");
   }
 });
 
-// ../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_bfb38d20ab24714f41acec9493e86645/node_modules/@effect/sql/dist/esm/SqlClient.js
+// ../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_82a03dfaed064e51205e19661962a2ba/node_modules/@effect/sql/dist/esm/SqlClient.js
 var SqlClient, TransactionConnection2;
 var init_SqlClient = __esm({
-  "../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_bfb38d20ab24714f41acec9493e86645/node_modules/@effect/sql/dist/esm/SqlClient.js"() {
+  "../../node_modules/.pnpm/@effect+sql@0.52.1_@effect+experimental@0.61.1_@effect+platform@0.97.2_effect@3.22.4__e_82a03dfaed064e51205e19661962a2ba/node_modules/@effect/sql/dist/esm/SqlClient.js"() {
     init_client();
     SqlClient = clientTag;
     TransactionConnection2 = TransactionConnection;
