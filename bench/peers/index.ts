@@ -9,7 +9,8 @@
  *    on-time fire.
  *
  * Writes the tables and the chart into docs/benchmarks.md and docs/img/ (full scale only, or with
- * `--write`). Options: `--only=<peer,…>`, `--workloads=<1,2,…>`; `BENCH_SCALE` scales the sizes.
+ * `--write`). Options: `--only=<peer,…>`, `--workloads=<1,2,…>`, `--from=<figures.json>` (write the
+ * docs from a saved run); `BENCH_SCALE` scales the sizes.
  */
 import { spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -234,6 +235,15 @@ const main = async () => {
     }
   }
 
+  const saved = join(tmpdir(), "t-minus-bench-peers.json")
+  writeFileSync(saved, JSON.stringify(report))
+  log(`\nthe figures: ${saved} (\`pnpm bench:peers --from=${saved}\` writes the docs from them again)`)
+  publish(report, write)
+  log(`bench:peers done in ${((performance.now() - started) / 1_000).toFixed(0)} s`)
+}
+
+/** Prints the tables; with `write`, puts them and the chart into docs/. */
+const publish = (report: Report, write: boolean) => {
   const markdown = renderMarkdown(report, PEERS)
   log(`\n${markdown}`)
   if (write) {
@@ -255,11 +265,12 @@ const main = async () => {
     )
     log(`wrote docs/benchmarks.md and docs/img/lateness-cdf.svg`)
   }
-  log(`bench:peers done in ${((performance.now() - started) / 1_000).toFixed(0)} s`)
 }
 
+const from = option("from")
 try {
-  await main()
+  if (from === undefined) await main()
+  else publish(JSON.parse(readFileSync(from, "utf8")) as Report, true)
 } finally {
   rmSync(work, { recursive: true, force: true })
 }

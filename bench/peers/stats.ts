@@ -2,16 +2,24 @@
 import { readFileSync } from "node:fs"
 
 /**
- * Wall-clock milliseconds with sub-millisecond precision: `performance.now()` aligned to the
- * instant `Date.now()` moves on, so readings compare with due instants (`Date.now()`'s scale)
- * across processes.
+ * Wall-clock milliseconds with sub-millisecond precision, on `Date.now()`'s scale (the scale of the
+ * due instants, in every process): `performance.now()` aligned to the instant `Date.now()` moves
+ * on, and kept within `[Date.now(), Date.now() + 1)`. The system clock may be slewed (NTP) against
+ * the monotonic one by up to half a millisecond per second, which a fixed offset would accumulate.
  */
 export const makeWallClock = (): (() => number) => {
   const start = Date.now()
   let edge = Date.now()
   while (edge === start) edge = Date.now()
-  const offset = edge - performance.now()
-  return () => offset + performance.now()
+  let offset = edge - performance.now()
+  return () => {
+    const monotonic = performance.now()
+    const now = Date.now()
+    const estimate = offset + monotonic
+    if (estimate < now) offset += now - estimate
+    else if (estimate >= now + 1) offset -= estimate - (now + 0.999)
+    return offset + monotonic
+  }
 }
 
 /** A small deterministic PRNG (mulberry32), so every run uses the same offsets. */

@@ -91,7 +91,14 @@ export interface EventStoreShape {
   ) => Effect.Effect<ReadonlyArray<readonly [string, Predecessor]>, StorageError>
   /** The scheduled events that depend on any of `ids`. */
   readonly dependents: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Dependent>, StorageError>
-  readonly appendHistory: (entries: ReadonlyArray<HistoryEntry>) => Effect.Effect<void, StorageError>
+  /**
+   * Appends to the history log. `events`: the events of these entries as this transaction leaves
+   * them, so that the commit can report the new transitions (`WriteHint.transitions`).
+   */
+  readonly appendHistory: (
+    entries: ReadonlyArray<HistoryEntry>,
+    events?: ReadonlyArray<Event>
+  ) => Effect.Effect<void, StorageError>
   /** An event's history, oldest first. */
   readonly history: (eventId: string) => Effect.Effect<ReadonlyArray<HistoryEntry>, StorageError>
   readonly insertCampaign: (campaign: Campaign) => Effect.Effect<void, StorageError>
@@ -222,6 +229,12 @@ export const stillHeld = (current: Lease | undefined, held: Lease, now: number):
 export interface WriteHint {
   readonly earliestDue: number
   readonly actions: boolean
+  /**
+   * The entries it appended to the history log, as transitions in `seq` order, when the store
+   * knows them all (`[]`: it appended none); absent or `null` when it does not. Watchers in this
+   * process hear them from here instead of reading the log back.
+   */
+  readonly transitions?: ReadonlyArray<Transition> | null | undefined
 }
 
 /** A write that may have changed anything. @since 0.1.0 */

@@ -385,10 +385,20 @@ export const make = (
     const wake = makeChangeSignal()
     const dueWake = makeChangeSignal()
     const actionsWake = makeChangeSignal()
+    // Whether a commit of this process left transitions for the tail to read: not when the commit
+    // handed them to the listeners itself (see `WriteHint.transitions`, below).
+    let tailNeeded = true
     yield* Effect.forkScoped(
       Effect.forever(
         Effect.flatMap(store.localChanges, (seen) =>
-          Effect.zipRight(store.awaitLocalChange(seen), Effect.sync(wake.bump))
+          Effect.zipRight(
+            store.awaitLocalChange(seen),
+            Effect.sync(() => {
+              if (!tailNeeded) return
+              tailNeeded = false
+              wake.bump()
+            })
+          )
         )
       )
     )
@@ -798,38 +808,68 @@ export const make = (
       for (const l of listeners) ms = Math.min(ms, l.latencyMs)
       return ms <= Duration.toMillis(TAIL_WINDOW) ? TAIL_WINDOW : Duration.millis(ms)
     }
-    const notify = (rows: ReadonlyArray<Transition>) =>
-      Effect.sync(() => {
-        let failed: unknown
-        for (const row of rows) {
-          for (const l of listeners) {
-            if (!l.match(row)) continue
-            try {
-              l.call(row)
-            } catch (error) {
-              failed = error
-            }
+    /** Calls the listeners with `rows`; what the last one that threw threw. */
+    const deliver = (rows: ReadonlyArray<Transition>): unknown => {
+      let failed: unknown
+      for (const row of rows) {
+        for (const l of listeners) {
+          if (!l.match(row)) continue
+          try {
+            l.call(row)
+          } catch (error) {
+            failed = error
           }
         }
-        return failed
-      })
+      }
+      return failed
+    }
+    // This process's commits report the transitions they appended as they commit: while only
+    // listeners subscribe and the tail has read everything before them, the listeners hear them at
+    // once, without the log being read back (a read, and the tail's window, per commit). Anything
+    // else (a gap, streams, a commit that cannot say) is left to the tail, which reads the log.
+    let directFailure: unknown
+    const unobserveLog = store.observeWrites((write) => {
+      const added = write.transitions
+      if (added === undefined || added === null) {
+        tailNeeded = true
+        return
+      }
+      if (added.length === 0) return
+      if (watchers === 0 && listeners.size > 0 && added[0]!.seq === lastSeq + 1) {
+        lastSeq = added[added.length - 1]!.seq
+        const failed = deliver(added)
+        if (failed !== undefined) {
+          directFailure = failed
+          tailNeeded = true
+        }
+        return
+      }
+      tailNeeded = true
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(unobserveLog))
     yield* Effect.forkScoped(
       Effect.forever(
         survive(
           "watch",
           Effect.gen(function* () {
             const seen = yield* wake.localChanges
+            if (directFailure !== undefined) {
+              yield* Effect.logWarning("t-minus runner: a watch listener threw", directFailure)
+              directFailure = undefined
+            }
             if (watchers + listeners.size > 0) {
-              const rows = yield* store.historySince(lastSeq, TAIL_BATCH)
-              if (rows.length > 0) {
-                lastSeq = rows[rows.length - 1]!.seq
-                const failed = yield* notify(rows)
+              const read = yield* store.historySince(lastSeq, TAIL_BATCH)
+              if (read.length > 0) {
+                // Listeners may have heard some of these directly while the read was under way.
+                const rows = read[0]!.seq > lastSeq ? read : read.filter((row) => row.seq > lastSeq)
+                lastSeq = Math.max(lastSeq, read[read.length - 1]!.seq)
+                const failed = deliver(rows)
                 if (failed !== undefined)
                   yield* Effect.logWarning("t-minus runner: a watch listener threw", failed)
                 if (watchers > 0) yield* PubSub.publishAll(hub, rows)
                 // Read again at once after a full batch; otherwise after a short window, so under
                 // load one read takes the commits of the window rather than one read per commit.
-                if (rows.length < TAIL_BATCH) {
+                if (read.length < TAIL_BATCH) {
                   const window = tailWindow()
                   const seenEager = yield* eagerArrived.localChanges
                   yield* window === TAIL_WINDOW

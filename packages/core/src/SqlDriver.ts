@@ -17,6 +17,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import { StorageError } from "./Errors.ts"
+import type { Transition } from "./Event.ts"
 import { makeChangeSignal, type WriteHint } from "./EventStore.ts"
 
 /** @since 0.1.0 */
@@ -58,6 +59,16 @@ export interface SqlDriver {
    * when it commits; outside a transaction it does nothing (a `run` there reports `UNKNOWN_WRITE`).
    */
   readonly note: (earliestDue: number, actions: boolean) => Effect.Effect<void>
+  /**
+   * Records transitions the current transaction appended to the log, for `WriteHint.transitions`;
+   * `null`: it appended entries it cannot describe, so the commit reports none.
+   */
+  readonly noteLog: (transitions: ReadonlyArray<Transition> | null) => Effect.Effect<void>
+  /** A write that returns rows (`INSERT … RETURNING`); counted like `run`. */
+  readonly writeReturning: <A = Record<string, unknown>>(
+    sql: string,
+    params?: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<A>, StorageError>
   /** Calls `observer` at every commit that wrote, before `localChanges` counts it. */
   readonly observeWrites: (observer: (write: WriteHint) => void) => () => void
   /** How many commits of this driver wrote: transactions that ran `run`, and `run`s outside one. */
@@ -104,6 +115,7 @@ export interface OpenTransaction extends WriteHint {
   wrote: boolean
   earliestDue: number
   actions: boolean
+  transitions: Array<Transition> | null
 }
 
 /** A new open transaction. @internal */
@@ -111,8 +123,22 @@ export const openTransaction = (): OpenTransaction => ({
   open: true,
   wrote: false,
   earliestDue: Number.POSITIVE_INFINITY,
-  actions: false
+  actions: false,
+  transitions: []
 })
+
+/** `SqlDriver.noteLog` over the fiber's transaction cell. @internal */
+export const noteLogIn =
+  (current: FiberRef.FiberRef<OpenTransaction | null>) =>
+  (transitions: ReadonlyArray<Transition> | null): Effect.Effect<void> =>
+    Effect.withFiberRuntime((fiber) => {
+      const tx = fiber.getFiberRef(current)
+      if (isOpen(tx) && tx.transitions !== null) {
+        if (transitions === null) tx.transitions = null
+        else tx.transitions.push(...transitions)
+      }
+      return Effect.void
+    })
 
 /** `SqlDriver.note` over the fiber's transaction cell. @internal */
 export const noteIn =
@@ -301,10 +327,27 @@ export const fromSqlClientWith = (options: {
           : Effect.tap(outside(query(statement, params)), () => signal.bump())
       })
 
+    const writeReturning = <A>(
+      statement: string,
+      params?: ReadonlyArray<unknown>
+    ): Effect.Effect<ReadonlyArray<A>, StorageError> =>
+      Effect.withFiberRuntime((fiber) => {
+        const tx = fiber.getFiberRef(current)
+        if (isOpen(tx)) {
+          tx.wrote = true
+          return query<A>(statement, params)
+        }
+        return transaction(
+          Effect.zipRight(note(Number.NEGATIVE_INFINITY, true), writeReturning<A>(statement, params))
+        )
+      })
+
     return {
       dialect,
       all,
       run,
+      writeReturning,
+      noteLog: noteLogIn(current),
       transaction,
       inTransaction: Effect.map(FiberRef.get(current), isOpen),
       dataVersion: Effect.map(

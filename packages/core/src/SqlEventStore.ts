@@ -720,16 +720,55 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
           }
           return out
         }),
-      appendHistory: (entries) =>
-        Effect.forEach(
+      appendHistory: (entries, events) => {
+        const insert = (part: ReadonlyArray<HistoryEntry>) =>
+          `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat("(?, ?, ?, ?, ?)", part.length)}`
+        const values = (part: ReadonlyArray<HistoryEntry>, details: ReadonlyArray<string>) =>
+          part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]])
+        const json = (part: ReadonlyArray<HistoryEntry>) => part.map((h) => JSON.stringify(h.detail))
+        const byId = new Map<string, Event>()
+        for (const e of events ?? []) byId.set(e.id, e)
+        // Entries whose events the caller gave are reported to the commit as transitions, with
+        // the `seq`s the insert returns; any other entry leaves the commit's transitions unknown.
+        if (events === undefined || !entries.every((h) => byId.has(h.eventId)))
+          return Effect.zipRight(
+            driver.noteLog(null),
+            Effect.forEach(chunks(entries), (part) => run(insert(part), values(part, json(part))), {
+              discard: true
+            })
+          )
+        return Effect.forEach(
           chunks(entries),
-          (part) =>
-            run(
-              `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat("(?, ?, ?, ?, ?)", part.length)}`,
-              part.flatMap((h) => [h.eventId, h.at.getTime(), h.type, h.actor, JSON.stringify(h.detail)])
-            ),
+          (part) => {
+            const details = json(part)
+            return Effect.flatMap(
+              driver.writeReturning<{ seq: unknown }>(`${insert(part)} RETURNING seq`, values(part, details)),
+              (rows) => {
+                // One statement under the write lock: its rows took increasing seqs in order.
+                const seqs = rows.map((r) => Number(r.seq)).sort((a, b) => a - b)
+                return driver.noteLog(
+                  part.map((h, i): Transition => {
+                    const e = byId.get(h.eventId)!
+                    return {
+                      seq: seqs[i]!,
+                      eventId: h.eventId,
+                      at: h.at,
+                      type: h.type,
+                      actor: h.actor,
+                      // As the log gives it back (what JSON keeps of it).
+                      detail: JSON.parse(details[i]!),
+                      campaignId: e.campaignId,
+                      agents: e.attendees.map((a) => a.agent),
+                      tenant: e.tenant
+                    }
+                  })
+                )
+              }
+            )
+          },
           { discard: true }
-        ),
+        )
+      },
       history: (eventId) =>
         Effect.map(
           all<any>("SELECT event_id, at, type, actor, detail FROM history WHERE event_id = ? ORDER BY seq", [

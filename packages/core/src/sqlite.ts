@@ -34,6 +34,7 @@ import {
   isBusy,
   isOpen,
   noteIn,
+  noteLogIn,
   type OpenTransaction,
   openTransaction,
   type SqlDriver,
@@ -391,7 +392,16 @@ export const makeDriver = (
         const executeNow = (): Effect.Effect<ReadonlyArray<A>, StorageError> => {
           try {
             const statement = prepare(sql)
-            if (statement.reader) return Effect.succeed(statement.all(params) as ReadonlyArray<A>)
+            if (statement.reader) {
+              const rows = statement.all(params) as ReadonlyArray<A>
+              // A write that returns rows (`INSERT … RETURNING`) counts like any other.
+              if (!statement.readonly) {
+                checkpoints.changed(rows.length)
+                if (inside) tx.wrote = true
+                else signal.bump()
+              }
+              return Effect.succeed(rows)
+            }
             checkpoints.changed(statement.run(params).changes)
             if (inside) tx.wrote = true
             else signal.bump()
@@ -464,6 +474,7 @@ export const makeDriver = (
       dialect: "sqlite",
       all,
       run: (sql, params) => Effect.asVoid(all(sql, params)),
+      writeReturning: all,
       transaction,
       inTransaction: Effect.map(FiberRef.get(current), isOpen),
       dataVersion: Effect.try({
@@ -471,6 +482,7 @@ export const makeDriver = (
         catch: (cause) => storageError("cannot read SQLite data_version", cause)
       }),
       note: noteIn(current),
+      noteLog: noteLogIn(current),
       observeWrites: signal.observe,
       localChanges: signal.localChanges,
       awaitLocalChange: signal.awaitLocalChange

@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as TestServices from "effect/TestServices"
 import { Coordinator, layer as coordinatorLayer } from "../src/Coordinator.ts"
-import type { Event } from "../src/Event.ts"
+import type { Event, Transition } from "../src/Event.ts"
 import { type EventStore, EventStore as EventStoreTag } from "../src/EventStore.ts"
 import * as Runner from "../src/Runner.ts"
 import { backends, coordinatorOn, T0 } from "./backends.ts"
@@ -304,6 +304,72 @@ for (const [backend, store] of backends) {
           assert.strictEqual(seen.length, 3)
         })
       )
+    )
+
+    it.effect(
+      "listeners hear this process's commits as they commit: each transition once, as the log holds it",
+      () =>
+        scenario(
+          Effect.gen(function* () {
+            const c = yield* Coordinator
+            const store = yield* EventStoreTag
+            const runner = yield* startRunner()
+            const heard: Array<Transition> = []
+            yield* runner.listen((t) => heard.push(t))
+            yield* settle
+            // The SQL stores hand a commit's transitions over as it commits (the memory store leaves
+            // them to the tail): heard before the call that committed returns.
+            const direct = backend !== "memory"
+            const e = yield* c.schedule({ kind: "review", at: "+1m", attendees: ["alice", "bob"], quorum: 1 })
+            if (direct)
+              assert.deepStrictEqual(
+                heard.map((t) => `${t.type}:${t.eventId === e.id}`),
+                ["scheduled:true"]
+              )
+            yield* c.confirm(e.id, "alice")
+            if (direct) assert.strictEqual(heard.length, 2)
+            // A group commit of concurrent calls.
+            const [timer] = yield* Effect.all(
+              [
+                c.scheduleTimer({ in: "30s", name: "t" }),
+                c.confirm(e.id, "bob"),
+                c.scheduleTimer({ in: "2m" })
+              ],
+              { concurrency: "unbounded" }
+            )
+            if (direct) assert.strictEqual(heard.length, 5)
+            // A commit that cannot describe what it appended is left to the tail; the next commit,
+            // made before the tail has read, must not overtake it.
+            const retried = (n: number) => ({
+              eventId: timer.id,
+              at: new Date(T0),
+              type: "action_retried" as const,
+              actor: "test",
+              detail: { n }
+            })
+            yield* store.transaction(store.appendHistory([retried(1)]))
+            yield* store.transaction(store.appendHistory([retried(2)], [timer]))
+            yield* advance(MIN)
+            yield* settle
+            const log = yield* store.historySince(0, 1_000)
+            assert.deepStrictEqual(
+              log.map((t) => t.type),
+              [
+                "scheduled",
+                "confirmed",
+                // The group commits its schedules, then its responses.
+                "scheduled",
+                "scheduled",
+                "confirmed",
+                "action_retried",
+                "action_retried",
+                "fired",
+                "fired"
+              ]
+            )
+            assert.deepStrictEqual(heard, [...log])
+          })
+        )
     )
 
     it.live("a listener that accepts latency is fed once per window; an eager one ends the window", () =>

@@ -46915,7 +46915,7 @@ var init_Coordinator = __esm({
         const retryAfterMs = next2 === null ? QUOTA_RETRY_FALLBACK_MS : Math.max(1e3, next2.getTime() - now);
         return new ResourceExhausted({ resource: "activeEvents", limit, retryAfterMs });
       });
-      const commit = (events, history) => zipRight3(store.updateEvents(events), store.appendHistory(history));
+      const commit = (events, history) => zipRight3(store.updateEvents(events), store.appendHistory(history, events));
       const resolveAfter = (event, after3, now) => gen3(function* () {
         const predecessor = yield* find3(after3.eventId);
         if (isNone2(predecessor)) {
@@ -46952,7 +46952,10 @@ var init_Coordinator = __esm({
       });
       const insert3 = (events, now) => zipRight3(
         store.insertEvents(events),
-        store.appendHistory(events.map((e) => scheduledEntry(e, now)))
+        store.appendHistory(
+          events.map((e) => scheduledEntry(e, now)),
+          events
+        )
       );
       let waiting = [];
       let waitingJobs = [];
@@ -46991,7 +46994,10 @@ var init_Coordinator = __esm({
                 admitted.push(w);
               }
               yield* store.insertEvents(admitted.map((w) => w.event));
-              yield* store.appendHistory(admitted.map((w) => scheduledEntry(w.event, w.now)));
+              yield* store.appendHistory(
+                admitted.map((w) => scheduledEntry(w.event, w.now)),
+                admitted.map((w) => w.event)
+              );
               const refused = [];
               for (const [w, limit] of over) refused.push([w, yield* exhausted(w.event.tenant, limit, w.now)]);
               return { refused, outcomes: jobs.length === 0 ? [] : yield* runJobs(jobs) };
@@ -47151,7 +47157,7 @@ var init_Coordinator = __esm({
         if (queued.length > 0) yield* store.enqueueActions(queued);
         if (occurrences.length > 0) {
           yield* store.insertEvents(occurrences);
-          yield* store.appendHistory(history);
+          yield* store.appendHistory(history, occurrences);
         }
       });
       const tick2 = (at, tickOptions = {}) => gen3(function* () {
@@ -47495,7 +47501,7 @@ var init_SqlClient = __esm({
 });
 
 // ../core/src/SqlDriver.ts
-var openTransaction, noteIn, isOpen, placeholders, dollarPlaceholders, errorCode, storageError, isBusy, fromSqlError, isSqlError, META_TABLE, fromSqlClient, fromSqlClientWith;
+var openTransaction, noteLogIn, noteIn, isOpen, placeholders, dollarPlaceholders, errorCode, storageError, isBusy, fromSqlError, isSqlError, META_TABLE, fromSqlClient, fromSqlClientWith;
 var init_SqlDriver = __esm({
   "../core/src/SqlDriver.ts"() {
     "use strict";
@@ -47510,7 +47516,16 @@ var init_SqlDriver = __esm({
       open: true,
       wrote: false,
       earliestDue: Number.POSITIVE_INFINITY,
-      actions: false
+      actions: false,
+      transitions: []
+    });
+    noteLogIn = (current) => (transitions) => withFiberRuntime2((fiber) => {
+      const tx = fiber.getFiberRef(current);
+      if (isOpen(tx) && tx.transitions !== null) {
+        if (transitions === null) tx.transitions = null;
+        else tx.transitions.push(...transitions);
+      }
+      return _void;
     });
     noteIn = (current) => (earliestDue2, actions) => withFiberRuntime2((fiber) => {
       const tx = fiber.getFiberRef(current);
@@ -47607,10 +47622,22 @@ var init_SqlDriver = __esm({
         }
         return dialect === "pg" ? transaction(zipRight3(note(Number.NEGATIVE_INFINITY, true), run6(statement, params))) : tap2(outside(query(statement, params)), () => signal.bump());
       });
+      const writeReturning = (statement, params) => withFiberRuntime2((fiber) => {
+        const tx = fiber.getFiberRef(current);
+        if (isOpen(tx)) {
+          tx.wrote = true;
+          return query(statement, params);
+        }
+        return transaction(
+          zipRight3(note(Number.NEGATIVE_INFINITY, true), writeReturning(statement, params))
+        );
+      });
       return {
         dialect,
         all: all6,
         run: run6,
+        writeReturning,
+        noteLog: noteLogIn(current),
         transaction,
         inTransaction: map17(get13(current), isOpen),
         dataVersion: map17(
@@ -48190,14 +48217,50 @@ var init_SqlEventStore = __esm({
           }
           return out;
         }),
-        appendHistory: (entries2) => forEach8(
-          chunks2(entries2),
-          (part) => run6(
-            `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat3("(?, ?, ?, ?, ?)", part.length)}`,
-            part.flatMap((h) => [h.eventId, h.at.getTime(), h.type, h.actor, JSON.stringify(h.detail)])
-          ),
-          { discard: true }
-        ),
+        appendHistory: (entries2, events) => {
+          const insert3 = (part) => `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat3("(?, ?, ?, ?, ?)", part.length)}`;
+          const values3 = (part, details) => part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]]);
+          const json4 = (part) => part.map((h) => JSON.stringify(h.detail));
+          const byId = /* @__PURE__ */ new Map();
+          for (const e of events ?? []) byId.set(e.id, e);
+          if (events === void 0 || !entries2.every((h) => byId.has(h.eventId)))
+            return zipRight3(
+              driver2.noteLog(null),
+              forEach8(chunks2(entries2), (part) => run6(insert3(part), values3(part, json4(part))), {
+                discard: true
+              })
+            );
+          return forEach8(
+            chunks2(entries2),
+            (part) => {
+              const details = json4(part);
+              return flatMap10(
+                driver2.writeReturning(`${insert3(part)} RETURNING seq`, values3(part, details)),
+                (rows) => {
+                  const seqs = rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
+                  return driver2.noteLog(
+                    part.map((h, i) => {
+                      const e = byId.get(h.eventId);
+                      return {
+                        seq: seqs[i],
+                        eventId: h.eventId,
+                        at: h.at,
+                        type: h.type,
+                        actor: h.actor,
+                        // As the log gives it back (what JSON keeps of it).
+                        detail: JSON.parse(details[i]),
+                        campaignId: e.campaignId,
+                        agents: e.attendees.map((a) => a.agent),
+                        tenant: e.tenant
+                      };
+                    })
+                  );
+                }
+              );
+            },
+            { discard: true }
+          );
+        },
         history: (eventId) => map17(
           all6("SELECT event_id, at, type, actor, detail FROM history WHERE event_id = ? ORDER BY seq", [
             eventId
