@@ -277,7 +277,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       })
 
     const commit = (events: ReadonlyArray<Event>, history: ReadonlyArray<HistoryEntry>) =>
-      Effect.zipRight(store.updateEvents(events), store.appendHistory(history, events))
+      Effect.zipRight(store.updateEvents(events), store.appendHistory(history))
 
     /** Resolves the predecessor of a relative start: its fire time may be known already. */
     const resolveAfter = (event: Event, after: NonNullable<Event["after"]>, now: number) =>
@@ -327,10 +327,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     const insert = (events: ReadonlyArray<Event>, now: number) =>
       Effect.zipRight(
         store.insertEvents(events),
-        store.appendHistory(
-          events.map((e) => scheduledEntry(e, now)),
-          events
-        )
+        store.appendHistory(events.map((e) => scheduledEntry(e, now)))
       )
 
     /**
@@ -402,10 +399,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
                 admitted.push(w)
               }
               yield* store.insertEvents(admitted.map((w) => w.event))
-              yield* store.appendHistory(
-                admitted.map((w) => scheduledEntry(w.event, w.now)),
-                admitted.map((w) => w.event)
-              )
+              yield* store.appendHistory(admitted.map((w) => scheduledEntry(w.event, w.now)))
               // Refusals say when to retry from the tenant's events, this group's included.
               const refused: Array<readonly [Waiting, ResourceExhausted]> = []
               for (const [w, limit] of over) refused.push([w, yield* exhausted(w.event.tenant, limit, w.now)])
@@ -613,7 +607,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         if (queued.length > 0) yield* store.enqueueActions(queued)
         if (occurrences.length > 0) {
           yield* store.insertEvents(occurrences)
-          yield* store.appendHistory(history, occurrences)
+          yield* store.appendHistory(history)
         }
       })
 

@@ -91,14 +91,7 @@ export interface EventStoreShape {
   ) => Effect.Effect<ReadonlyArray<readonly [string, Predecessor]>, StorageError>
   /** The scheduled events that depend on any of `ids`. */
   readonly dependents: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Dependent>, StorageError>
-  /**
-   * Appends to the history log. `events`: the events of these entries as this transaction leaves
-   * them, so that the commit can report the new transitions (`WriteHint.transitions`).
-   */
-  readonly appendHistory: (
-    entries: ReadonlyArray<HistoryEntry>,
-    events?: ReadonlyArray<Event>
-  ) => Effect.Effect<void, StorageError>
+  readonly appendHistory: (entries: ReadonlyArray<HistoryEntry>) => Effect.Effect<void, StorageError>
   /** An event's history, oldest first. */
   readonly history: (eventId: string) => Effect.Effect<ReadonlyArray<HistoryEntry>, StorageError>
   readonly insertCampaign: (campaign: Campaign) => Effect.Effect<void, StorageError>

@@ -150,8 +150,10 @@ export interface RunnerShape {
   /** Every transition committed from now on (by any process on the database), in commit order. */
   readonly watch: (filter?: WatchFilter) => Stream.Stream<Transition>
   /**
-   * Calls `listener` with the same transitions as `watch`, synchronously as the runner reads them
-   * from the log, until the returned function is called or the runner stops. No stream and no
+   * Calls `listener` with the same transitions as `watch`, synchronously, until the returned
+   * function is called or the runner stops: those of this process's commits as each commits (in
+   * the committing fiber, while no `watch` stream is open), the others as the runner reads them
+   * from the log. No stream and no
    * buffer per subscriber, so much cheaper per transition; a listener must return quickly (one
    * that throws is logged and skipped). `latencyMs`: how late the listener may hear of a
    * transition; while only such listeners subscribe, the log is read once per that window instead
@@ -893,7 +895,9 @@ export const make = (
         ? Effect.map(
             Effect.orElseSucceed(store.lastHistorySeq, () => lastSeq),
             (seq) => {
-              lastSeq = seq
+              // Never back: two first subscribers may read the end of the log at once, and a
+              // commit may have been heard in between.
+              lastSeq = Math.max(lastSeq, seq)
             }
           )
         : Effect.void
@@ -901,8 +905,9 @@ export const make = (
     const subscribe = Effect.acquireRelease(
       Effect.gen(function* () {
         yield* startTail
-        const queue = yield* PubSub.subscribe(hub)
+        // Counted first: from now on commits go through the log, which the stream reads.
         watchers += 1
+        const queue = yield* PubSub.subscribe(hub)
         eagerArrived.bump()
         wake.bump()
         return queue

@@ -17,7 +17,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import { StorageError } from "./Errors.ts"
-import type { Transition } from "./Event.ts"
+import type { Event, HistoryEntry, Transition } from "./Event.ts"
 import { makeChangeSignal, type WriteHint } from "./EventStore.ts"
 
 /** @since 0.1.0 */
@@ -60,10 +60,14 @@ export interface SqlDriver {
    */
   readonly note: (earliestDue: number, actions: boolean) => Effect.Effect<void>
   /**
-   * Records transitions the current transaction appended to the log, for `WriteHint.transitions`;
-   * `null`: it appended entries it cannot describe, so the commit reports none.
+   * Records the entries the current transaction appended to the history log, with their `seq`s;
+   * `null`: entries it cannot describe. At commit they become `WriteHint.transitions`, with the
+   * events as the transaction left them (`noteEvents`); an entry of an event it did not write makes
+   * them unknown. Outside a transaction it does nothing (such a write reports `UNKNOWN_WRITE`).
    */
-  readonly noteLog: (transitions: ReadonlyArray<Transition> | null) => Effect.Effect<void>
+  readonly noteLog: (appended: ReadonlyArray<Appended> | null) => Effect.Effect<void>
+  /** Records events the current transaction wrote (the latest version of each counts). */
+  readonly noteEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void>
   /** A write that returns rows (`INSERT … RETURNING`); counted like `run`. */
   readonly writeReturning: <A = Record<string, unknown>>(
     sql: string,
@@ -115,7 +119,21 @@ export interface OpenTransaction extends WriteHint {
   wrote: boolean
   earliestDue: number
   actions: boolean
+  /** Set by `sealLog` at commit. */
   transitions: Array<Transition> | null
+  appended: Array<Appended> | null
+  events: Map<string, Event> | null
+}
+
+/**
+ * A history entry a transaction appended: its `seq`, and its detail as stored (JSON).
+ *
+ * @since 0.1.0
+ */
+export interface Appended {
+  readonly seq: number
+  readonly entry: HistoryEntry
+  readonly detail: string
 }
 
 /** A new open transaction. @internal */
@@ -124,21 +142,69 @@ export const openTransaction = (): OpenTransaction => ({
   wrote: false,
   earliestDue: Number.POSITIVE_INFINITY,
   actions: false,
-  transitions: []
+  transitions: null,
+  appended: [],
+  events: null
 })
 
 /** `SqlDriver.noteLog` over the fiber's transaction cell. @internal */
 export const noteLogIn =
   (current: FiberRef.FiberRef<OpenTransaction | null>) =>
-  (transitions: ReadonlyArray<Transition> | null): Effect.Effect<void> =>
+  (appended: ReadonlyArray<Appended> | null): Effect.Effect<void> =>
     Effect.withFiberRuntime((fiber) => {
       const tx = fiber.getFiberRef(current)
-      if (isOpen(tx) && tx.transitions !== null) {
-        if (transitions === null) tx.transitions = null
-        else tx.transitions.push(...transitions)
+      if (isOpen(tx) && tx.appended !== null) {
+        if (appended === null) tx.appended = null
+        else tx.appended.push(...appended)
       }
       return Effect.void
     })
+
+/** `SqlDriver.noteEvents` over the fiber's transaction cell. @internal */
+export const noteEventsIn =
+  (current: FiberRef.FiberRef<OpenTransaction | null>) =>
+  (events: ReadonlyArray<Event>): Effect.Effect<void> =>
+    Effect.withFiberRuntime((fiber) => {
+      const tx = fiber.getFiberRef(current)
+      if (isOpen(tx)) {
+        tx.events ??= new Map()
+        for (const e of events) tx.events.set(e.id, e)
+      }
+      return Effect.void
+    })
+
+/**
+ * Turns what a committing transaction appended into `WriteHint.transitions`, as the log would give
+ * them back: in `seq` order, consecutive, each with its event as the transaction left it; `null`
+ * when any of that cannot be said. @internal
+ */
+export const sealLog = (tx: OpenTransaction): void => {
+  const appended = tx.appended
+  if (appended === null) {
+    tx.transitions = null
+    return
+  }
+  const out: Array<Transition> = []
+  for (const a of [...appended].sort((x, y) => x.seq - y.seq)) {
+    const e = tx.events?.get(a.entry.eventId)
+    if (e === undefined || (out.length > 0 && a.seq !== out[out.length - 1]!.seq + 1)) {
+      tx.transitions = null
+      return
+    }
+    out.push({
+      seq: a.seq,
+      eventId: a.entry.eventId,
+      at: a.entry.at,
+      type: a.entry.type,
+      actor: a.entry.actor,
+      detail: JSON.parse(a.detail),
+      campaignId: e.campaignId,
+      agents: e.attendees.map((attendee) => attendee.agent),
+      tenant: e.tenant
+    })
+  }
+  tx.transitions = out
+}
 
 /** `SqlDriver.note` over the fiber's transaction cell. @internal */
 export const noteIn =
@@ -308,12 +374,18 @@ export const fromSqlClientWith = (options: {
               // holder to be ended by `idle_in_transaction_session_timeout` (the lease).
               Effect.retry({ while: isBusy, times: dialect === "pg" ? 600 : 100 }),
               Effect.map(([a, tx]) => {
-                if (tx.wrote) signal.bump(tx)
+                if (tx.wrote) {
+                  sealLog(tx)
+                  signal.bump(tx)
+                }
                 return a
               })
             )
       )
     const note = noteIn(current)
+    const noteLog = noteLogIn(current)
+    /** What a lone write's own transaction reports: it may have changed anything. */
+    const unknownWrite = Effect.zipRight(note(Number.NEGATIVE_INFINITY, true), noteLog(null))
     const run = (statement: string, params?: ReadonlyArray<unknown>): Effect.Effect<void, StorageError> =>
       Effect.withFiberRuntime((fiber) => {
         const tx = fiber.getFiberRef(current)
@@ -323,7 +395,7 @@ export const fromSqlClientWith = (options: {
         }
         // A write that says nothing of itself may have changed anything (`UNKNOWN_WRITE`).
         return dialect === "pg"
-          ? transaction(Effect.zipRight(note(Number.NEGATIVE_INFINITY, true), run(statement, params)))
+          ? transaction(Effect.zipRight(unknownWrite, run(statement, params)))
           : Effect.tap(outside(query(statement, params)), () => signal.bump())
       })
 
@@ -337,9 +409,7 @@ export const fromSqlClientWith = (options: {
           tx.wrote = true
           return query<A>(statement, params)
         }
-        return transaction(
-          Effect.zipRight(note(Number.NEGATIVE_INFINITY, true), writeReturning<A>(statement, params))
-        )
+        return transaction(Effect.zipRight(unknownWrite, writeReturning<A>(statement, params)))
       })
 
     return {
@@ -347,7 +417,8 @@ export const fromSqlClientWith = (options: {
       all,
       run,
       writeReturning,
-      noteLog: noteLogIn(current),
+      noteLog,
+      noteEvents: noteEventsIn(current),
       transaction,
       inTransaction: Effect.map(FiberRef.get(current), isOpen),
       dataVersion: Effect.map(

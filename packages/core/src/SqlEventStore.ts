@@ -637,6 +637,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
       insertEvents: (events) =>
         Effect.gen(function* () {
           yield* driver.note(earliestDue(events), false)
+          yield* driver.noteEvents(events)
           for (const part of chunks(events)) {
             const params: Array<unknown> = []
             const agents: Array<unknown> = []
@@ -656,7 +657,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
         }),
       updateEvents: (events) =>
         Effect.zipRight(
-          driver.note(earliestDue(events), false),
+          Effect.zipRight(driver.note(earliestDue(events), false), driver.noteEvents(events)),
           updateRows(
             events,
             EVENT_UPDATE,
@@ -720,55 +721,26 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
           }
           return out
         }),
-      appendHistory: (entries, events) => {
-        const insert = (part: ReadonlyArray<HistoryEntry>) =>
-          `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat("(?, ?, ?, ?, ?)", part.length)}`
-        const values = (part: ReadonlyArray<HistoryEntry>, details: ReadonlyArray<string>) =>
-          part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]])
-        const json = (part: ReadonlyArray<HistoryEntry>) => part.map((h) => JSON.stringify(h.detail))
-        const byId = new Map<string, Event>()
-        for (const e of events ?? []) byId.set(e.id, e)
-        // Entries whose events the caller gave are reported to the commit as transitions, with
-        // the `seq`s the insert returns; any other entry leaves the commit's transitions unknown.
-        if (events === undefined || !entries.every((h) => byId.has(h.eventId)))
-          return Effect.zipRight(
-            driver.noteLog(null),
-            Effect.forEach(chunks(entries), (part) => run(insert(part), values(part, json(part))), {
-              discard: true
-            })
-          )
-        return Effect.forEach(
+      appendHistory: (entries) =>
+        Effect.forEach(
           chunks(entries),
           (part) => {
-            const details = json(part)
+            const details = part.map((h) => JSON.stringify(h.detail))
+            const params = part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]])
             return Effect.flatMap(
-              driver.writeReturning<{ seq: unknown }>(`${insert(part)} RETURNING seq`, values(part, details)),
+              driver.writeReturning<{ seq: unknown }>(
+                `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat("(?, ?, ?, ?, ?)", part.length)} RETURNING seq`,
+                params
+              ),
               (rows) => {
-                // One statement under the write lock: its rows took increasing seqs in order.
-                const seqs = rows.map((r) => Number(r.seq)).sort((a, b) => a - b)
-                return driver.noteLog(
-                  part.map((h, i): Transition => {
-                    const e = byId.get(h.eventId)!
-                    return {
-                      seq: seqs[i]!,
-                      eventId: h.eventId,
-                      at: h.at,
-                      type: h.type,
-                      actor: h.actor,
-                      // As the log gives it back (what JSON keeps of it).
-                      detail: JSON.parse(details[i]!),
-                      campaignId: e.campaignId,
-                      agents: e.attendees.map((a) => a.agent),
-                      tenant: e.tenant
-                    }
-                  })
-                )
+                // One statement under the write lock: its rows took increasing seqs, in order.
+                const seqs = rows.map((r) => Number(r.seq)).sort((x, y) => x - y)
+                return driver.noteLog(part.map((entry, i) => ({ seq: seqs[i]!, entry, detail: details[i]! })))
               }
             )
           },
           { discard: true }
-        )
-      },
+        ),
       history: (eventId) =>
         Effect.map(
           all<any>("SELECT event_id, at, type, actor, detail FROM history WHERE event_id = ? ORDER BY seq", [

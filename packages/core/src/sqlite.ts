@@ -33,11 +33,13 @@ import * as Runner from "./Runner.ts"
 import {
   isBusy,
   isOpen,
+  noteEventsIn,
   noteIn,
   noteLogIn,
   type OpenTransaction,
   openTransaction,
   type SqlDriver,
+  sealLog,
   storageError
 } from "./SqlDriver.ts"
 import * as SqlEventStore from "./SqlEventStore.ts"
@@ -456,7 +458,10 @@ export const makeDriver = (
                 release()
                 return fail("cannot commit a SQLite transaction", cause)
               }
-              if (tx.wrote) signal.bump(tx)
+              if (tx.wrote) {
+                sealLog(tx)
+                signal.bump(tx)
+              }
               return Effect.as(checkpoints.releaseAfterCommit(), exit.value)
             }
           )
@@ -483,6 +488,7 @@ export const makeDriver = (
       }),
       note: noteIn(current),
       noteLog: noteLogIn(current),
+      noteEvents: noteEventsIn(current),
       observeWrites: signal.observe,
       localChanges: signal.localChanges,
       awaitLocalChange: signal.awaitLocalChange

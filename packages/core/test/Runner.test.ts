@@ -338,6 +338,13 @@ for (const [backend, store] of backends) {
               { concurrency: "unbounded" }
             )
             if (direct) assert.strictEqual(heard.length, 5)
+            // An event that joins a campaign in the transaction that schedules it: its transitions
+            // carry the campaign, as the log has them (a listener filtered on it hears both).
+            const campaign = yield* c.createCampaign("k")
+            const inCampaign: Array<string> = []
+            yield* runner.listen((t) => inCampaign.push(t.type), { campaignId: campaign.id })
+            yield* c.addToCampaign(campaign.id, { kind: "timer", at: "+5m", attendees: [], quorum: 0 })
+            if (direct) assert.deepStrictEqual(inCampaign, ["scheduled", "campaign_added"])
             // A commit that cannot describe what it appended is left to the tail; the next commit,
             // made before the tail has read, must not overtake it.
             const retried = (n: number) => ({
@@ -348,7 +355,13 @@ for (const [backend, store] of backends) {
               detail: { n }
             })
             yield* store.transaction(store.appendHistory([retried(1)]))
-            yield* store.transaction(store.appendHistory([retried(2)], [timer]))
+            yield* store.transaction(
+              Effect.zipRight(store.updateEvents([timer]), store.appendHistory([retried(2)]))
+            )
+            // An append outside a transaction is heard too (through the log).
+            yield* store.appendHistory([retried(3)])
+            yield* settle
+            assert.deepStrictEqual(heard[heard.length - 1]?.detail, { n: 3 })
             yield* advance(MIN)
             yield* settle
             const log = yield* store.historySince(0, 1_000)
@@ -361,6 +374,9 @@ for (const [backend, store] of backends) {
                 "scheduled",
                 "scheduled",
                 "confirmed",
+                "scheduled",
+                "campaign_added",
+                "action_retried",
                 "action_retried",
                 "action_retried",
                 "fired",
@@ -368,6 +384,8 @@ for (const [backend, store] of backends) {
               ]
             )
             assert.deepStrictEqual(heard, [...log])
+            // (The memory store's log keeps the campaign an entry's event had when it was written.)
+            if (direct) assert.deepStrictEqual(inCampaign, ["scheduled", "campaign_added"])
           })
         )
     )

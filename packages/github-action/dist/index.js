@@ -46915,7 +46915,7 @@ var init_Coordinator = __esm({
         const retryAfterMs = next2 === null ? QUOTA_RETRY_FALLBACK_MS : Math.max(1e3, next2.getTime() - now);
         return new ResourceExhausted({ resource: "activeEvents", limit, retryAfterMs });
       });
-      const commit = (events, history) => zipRight3(store.updateEvents(events), store.appendHistory(history, events));
+      const commit = (events, history) => zipRight3(store.updateEvents(events), store.appendHistory(history));
       const resolveAfter = (event, after3, now) => gen3(function* () {
         const predecessor = yield* find3(after3.eventId);
         if (isNone2(predecessor)) {
@@ -46952,10 +46952,7 @@ var init_Coordinator = __esm({
       });
       const insert3 = (events, now) => zipRight3(
         store.insertEvents(events),
-        store.appendHistory(
-          events.map((e) => scheduledEntry(e, now)),
-          events
-        )
+        store.appendHistory(events.map((e) => scheduledEntry(e, now)))
       );
       let waiting = [];
       let waitingJobs = [];
@@ -46994,10 +46991,7 @@ var init_Coordinator = __esm({
                 admitted.push(w);
               }
               yield* store.insertEvents(admitted.map((w) => w.event));
-              yield* store.appendHistory(
-                admitted.map((w) => scheduledEntry(w.event, w.now)),
-                admitted.map((w) => w.event)
-              );
+              yield* store.appendHistory(admitted.map((w) => scheduledEntry(w.event, w.now)));
               const refused = [];
               for (const [w, limit] of over) refused.push([w, yield* exhausted(w.event.tenant, limit, w.now)]);
               return { refused, outcomes: jobs.length === 0 ? [] : yield* runJobs(jobs) };
@@ -47157,7 +47151,7 @@ var init_Coordinator = __esm({
         if (queued.length > 0) yield* store.enqueueActions(queued);
         if (occurrences.length > 0) {
           yield* store.insertEvents(occurrences);
-          yield* store.appendHistory(history, occurrences);
+          yield* store.appendHistory(history);
         }
       });
       const tick2 = (at, tickOptions = {}) => gen3(function* () {
@@ -47501,7 +47495,7 @@ var init_SqlClient = __esm({
 });
 
 // ../core/src/SqlDriver.ts
-var openTransaction, noteLogIn, noteIn, isOpen, placeholders, dollarPlaceholders, errorCode, storageError, isBusy, fromSqlError, isSqlError, META_TABLE, fromSqlClient, fromSqlClientWith;
+var openTransaction, noteLogIn, noteEventsIn, sealLog, noteIn, isOpen, placeholders, dollarPlaceholders, errorCode, storageError, isBusy, fromSqlError, isSqlError, META_TABLE, fromSqlClient, fromSqlClientWith;
 var init_SqlDriver = __esm({
   "../core/src/SqlDriver.ts"() {
     "use strict";
@@ -47517,16 +47511,53 @@ var init_SqlDriver = __esm({
       wrote: false,
       earliestDue: Number.POSITIVE_INFINITY,
       actions: false,
-      transitions: []
+      transitions: null,
+      appended: [],
+      events: null
     });
-    noteLogIn = (current) => (transitions) => withFiberRuntime2((fiber) => {
+    noteLogIn = (current) => (appended) => withFiberRuntime2((fiber) => {
       const tx = fiber.getFiberRef(current);
-      if (isOpen(tx) && tx.transitions !== null) {
-        if (transitions === null) tx.transitions = null;
-        else tx.transitions.push(...transitions);
+      if (isOpen(tx) && tx.appended !== null) {
+        if (appended === null) tx.appended = null;
+        else tx.appended.push(...appended);
       }
       return _void;
     });
+    noteEventsIn = (current) => (events) => withFiberRuntime2((fiber) => {
+      const tx = fiber.getFiberRef(current);
+      if (isOpen(tx)) {
+        tx.events ??= /* @__PURE__ */ new Map();
+        for (const e of events) tx.events.set(e.id, e);
+      }
+      return _void;
+    });
+    sealLog = (tx) => {
+      const appended = tx.appended;
+      if (appended === null) {
+        tx.transitions = null;
+        return;
+      }
+      const out = [];
+      for (const a of [...appended].sort((x, y) => x.seq - y.seq)) {
+        const e = tx.events?.get(a.entry.eventId);
+        if (e === void 0 || out.length > 0 && a.seq !== out[out.length - 1].seq + 1) {
+          tx.transitions = null;
+          return;
+        }
+        out.push({
+          seq: a.seq,
+          eventId: a.entry.eventId,
+          at: a.entry.at,
+          type: a.entry.type,
+          actor: a.entry.actor,
+          detail: JSON.parse(a.detail),
+          campaignId: e.campaignId,
+          agents: e.attendees.map((attendee) => attendee.agent),
+          tenant: e.tenant
+        });
+      }
+      tx.transitions = out;
+    };
     noteIn = (current) => (earliestDue2, actions) => withFiberRuntime2((fiber) => {
       const tx = fiber.getFiberRef(current);
       if (isOpen(tx)) {
@@ -47608,19 +47639,24 @@ var init_SqlDriver = __esm({
           // holder to be ended by `idle_in_transaction_session_timeout` (the lease).
           retry({ while: isBusy, times: dialect === "pg" ? 600 : 100 }),
           map17(([a, tx]) => {
-            if (tx.wrote) signal.bump(tx);
+            if (tx.wrote) {
+              sealLog(tx);
+              signal.bump(tx);
+            }
             return a;
           })
         )
       );
       const note = noteIn(current);
+      const noteLog = noteLogIn(current);
+      const unknownWrite = zipRight3(note(Number.NEGATIVE_INFINITY, true), noteLog(null));
       const run6 = (statement, params) => withFiberRuntime2((fiber) => {
         const tx = fiber.getFiberRef(current);
         if (isOpen(tx)) {
           tx.wrote = true;
           return asVoid3(query(statement, params));
         }
-        return dialect === "pg" ? transaction(zipRight3(note(Number.NEGATIVE_INFINITY, true), run6(statement, params))) : tap2(outside(query(statement, params)), () => signal.bump());
+        return dialect === "pg" ? transaction(zipRight3(unknownWrite, run6(statement, params))) : tap2(outside(query(statement, params)), () => signal.bump());
       });
       const writeReturning = (statement, params) => withFiberRuntime2((fiber) => {
         const tx = fiber.getFiberRef(current);
@@ -47628,16 +47664,15 @@ var init_SqlDriver = __esm({
           tx.wrote = true;
           return query(statement, params);
         }
-        return transaction(
-          zipRight3(note(Number.NEGATIVE_INFINITY, true), writeReturning(statement, params))
-        );
+        return transaction(zipRight3(unknownWrite, writeReturning(statement, params)));
       });
       return {
         dialect,
         all: all6,
         run: run6,
         writeReturning,
-        noteLog: noteLogIn(current),
+        noteLog,
+        noteEvents: noteEventsIn(current),
         transaction,
         inTransaction: map17(get13(current), isOpen),
         dataVersion: map17(
@@ -48140,6 +48175,7 @@ var init_SqlEventStore = __esm({
         inTransaction: driver2.inTransaction,
         insertEvents: (events) => gen3(function* () {
           yield* driver2.note(earliestDue(events), false);
+          yield* driver2.noteEvents(events);
           for (const part of chunks2(events)) {
             const params = [];
             const agents = [];
@@ -48158,7 +48194,7 @@ var init_SqlEventStore = __esm({
           }
         }),
         updateEvents: (events) => zipRight3(
-          driver2.note(earliestDue(events), false),
+          zipRight3(driver2.note(earliestDue(events), false), driver2.noteEvents(events)),
           updateRows(
             events,
             EVENT_UPDATE,
@@ -48217,50 +48253,24 @@ var init_SqlEventStore = __esm({
           }
           return out;
         }),
-        appendHistory: (entries2, events) => {
-          const insert3 = (part) => `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat3("(?, ?, ?, ?, ?)", part.length)}`;
-          const values3 = (part, details) => part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]]);
-          const json4 = (part) => part.map((h) => JSON.stringify(h.detail));
-          const byId = /* @__PURE__ */ new Map();
-          for (const e of events ?? []) byId.set(e.id, e);
-          if (events === void 0 || !entries2.every((h) => byId.has(h.eventId)))
-            return zipRight3(
-              driver2.noteLog(null),
-              forEach8(chunks2(entries2), (part) => run6(insert3(part), values3(part, json4(part))), {
-                discard: true
-              })
+        appendHistory: (entries2) => forEach8(
+          chunks2(entries2),
+          (part) => {
+            const details = part.map((h) => JSON.stringify(h.detail));
+            const params = part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]]);
+            return flatMap10(
+              driver2.writeReturning(
+                `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat3("(?, ?, ?, ?, ?)", part.length)} RETURNING seq`,
+                params
+              ),
+              (rows) => {
+                const seqs = rows.map((r) => Number(r.seq)).sort((x, y) => x - y);
+                return driver2.noteLog(part.map((entry, i) => ({ seq: seqs[i], entry, detail: details[i] })));
+              }
             );
-          return forEach8(
-            chunks2(entries2),
-            (part) => {
-              const details = json4(part);
-              return flatMap10(
-                driver2.writeReturning(`${insert3(part)} RETURNING seq`, values3(part, details)),
-                (rows) => {
-                  const seqs = rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
-                  return driver2.noteLog(
-                    part.map((h, i) => {
-                      const e = byId.get(h.eventId);
-                      return {
-                        seq: seqs[i],
-                        eventId: h.eventId,
-                        at: h.at,
-                        type: h.type,
-                        actor: h.actor,
-                        // As the log gives it back (what JSON keeps of it).
-                        detail: JSON.parse(details[i]),
-                        campaignId: e.campaignId,
-                        agents: e.attendees.map((a) => a.agent),
-                        tenant: e.tenant
-                      };
-                    })
-                  );
-                }
-              );
-            },
-            { discard: true }
-          );
-        },
+          },
+          { discard: true }
+        ),
         history: (eventId) => map17(
           all6("SELECT event_id, at, type, actor, detail FROM history WHERE event_id = ? ORDER BY seq", [
             eventId
