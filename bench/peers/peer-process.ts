@@ -3,7 +3,7 @@
  * as JSON in argv[2], progress on stderr, the figures as one line of JSON on stdout.
  */
 import { type Driver, type Item, openDriver, type PeerId } from "./drivers.ts"
-import { cdfPoints, makeWallClock, residentSet, type Summary, sleep, summarize } from "./stats.ts"
+import { cdfPoints, cpuMeter, makeWallClock, residentSet, type Summary, sleep, summarize } from "./stats.ts"
 
 export type Task =
   | {
@@ -134,15 +134,6 @@ const collector = (wall: () => number) => {
         }
         if (refs.every((r) => seen.has(r))) done()
       })
-  }
-}
-
-const cpuMeter = () => {
-  const cpu = process.cpuUsage()
-  const started = performance.now()
-  return () => {
-    const used = process.cpuUsage(cpu)
-    return (used.user + used.system) / 1_000 / (performance.now() - started)
   }
 }
 

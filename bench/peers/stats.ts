@@ -83,4 +83,14 @@ export const residentSet = (): { readonly rss: number; readonly peak: number } =
   }
 }
 
+/** Measures the process's CPU time from now on; when called, as a share of one core. */
+export const cpuMeter = () => {
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  return () => {
+    const used = process.cpuUsage(cpu)
+    return (used.user + used.system) / 1_000 / (performance.now() - started)
+  }
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))

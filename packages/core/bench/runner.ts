@@ -12,6 +12,7 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import { cpuMeter, jitteredOffsets, makeWallClock, percentile } from "../../../bench/peers/stats.ts"
 import * as Coordinator from "../src/Coordinator.ts"
 import * as Lifecycle from "../src/Lifecycle.ts"
 import * as Runner from "../src/Runner.ts"
@@ -61,37 +62,6 @@ export interface RunnerFigures {
 const LEAD_MS = 2_000
 const SCHEDULE_BATCH = 1_000
 
-/** A small deterministic PRNG (mulberry32), so every run fires at the same offsets. */
-const prng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-
-/** `count` whole-millisecond offsets in `[0, windowMs)`, one per slot of `windowMs / count`. */
-const jitteredOffsets = (count: number, windowMs: number): Array<number> => {
-  const random = prng(7)
-  return Array.from({ length: count }, (_, i) => Math.floor(((i + random()) * windowMs) / count))
-}
-
-/**
- * Wall-clock milliseconds with sub-millisecond precision: `performance.now()` aligned to the
- * instant `Date.now()` moves on. The instants and the runner's `Clock` are on `Date.now()`'s
- * scale, which `performance.timeOrigin + performance.now()` can be off by a millisecond or more.
- */
-const makeWallClock = (): (() => number) => {
-  const start = Date.now()
-  let edge = Date.now()
-  while (edge === start) edge = Date.now()
-  const offset = edge - performance.now()
-  return () => offset + performance.now()
-}
-
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
-
 const summarize = (values: ReadonlyArray<number>): Lateness => {
   const sorted = [...values].sort((a, b) => a - b)
   return {
@@ -100,16 +70,6 @@ const summarize = (values: ReadonlyArray<number>): Lateness => {
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     max: sorted[sorted.length - 1] ?? Number.NaN
-  }
-}
-
-/** Measures the process's CPU time from now on, as a share of one core when stopped. */
-const cpuMeter = () => {
-  const cpu = process.cpuUsage()
-  const started = performance.now()
-  return () => {
-    const used = process.cpuUsage(cpu)
-    return (used.user + used.system) / 1_000 / (performance.now() - started)
   }
 }
 

@@ -831,13 +831,14 @@ export const make = (
     // else (a gap, streams, a commit that cannot say) is left to the tail, which reads the log.
     let directFailure: unknown
     const unobserveLog = store.observeWrites((write) => {
-      const added = write.transitions
+      // (Asked only when a listener could take them: working them out has a cost.)
+      const added = watchers === 0 && listeners.size > 0 ? write.transitions : undefined
       if (added === undefined || added === null) {
         tailNeeded = true
         return
       }
       if (added.length === 0) return
-      if (watchers === 0 && listeners.size > 0 && added[0]!.seq === lastSeq + 1) {
+      if (added[0]!.seq === lastSeq + 1) {
         lastSeq = added[added.length - 1]!.seq
         const failed = deliver(added)
         if (failed !== undefined) {

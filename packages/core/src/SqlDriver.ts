@@ -68,11 +68,15 @@ export interface SqlDriver {
   readonly noteLog: (appended: ReadonlyArray<Appended> | null) => Effect.Effect<void>
   /** Records events the current transaction wrote (the latest version of each counts). */
   readonly noteEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void>
-  /** A write that returns rows (`INSERT … RETURNING`); counted like `run`. */
-  readonly writeReturning: <A = Record<string, unknown>>(
+  /**
+   * Runs an `INSERT` (counted like `run`) into a table keyed by an increasing integer `key` (a
+   * SQLite rowid alias, a Postgres sequence); the keys of the rows it inserted, in insertion order.
+   */
+  readonly insertKeys: (
     sql: string,
-    params?: ReadonlyArray<unknown>
-  ) => Effect.Effect<ReadonlyArray<A>, StorageError>
+    params: ReadonlyArray<unknown>,
+    key: string
+  ) => Effect.Effect<ReadonlyArray<number>, StorageError>
   /** Calls `observer` at every commit that wrote, before `localChanges` counts it. */
   readonly observeWrites: (observer: (write: WriteHint) => void) => () => void
   /** How many commits of this driver wrote: transactions that ran `run`, and `run`s outside one. */
@@ -119,8 +123,6 @@ export interface OpenTransaction extends WriteHint {
   wrote: boolean
   earliestDue: number
   actions: boolean
-  /** Set by `sealLog` at commit. */
-  transitions: Array<Transition> | null
   appended: Array<Appended> | null
   events: Map<string, Event> | null
 }
@@ -136,16 +138,26 @@ export interface Appended {
   readonly detail: string
 }
 
-/** A new open transaction. @internal */
-export const openTransaction = (): OpenTransaction => ({
-  open: true,
-  wrote: false,
-  earliestDue: Number.POSITIVE_INFINITY,
-  actions: false,
-  transitions: null,
-  appended: [],
-  events: null
-})
+/**
+ * A new open transaction. Its `transitions` are worked out when first read (by an observer of
+ * its commit), so a commit nobody listens to does not pay for them. @internal
+ */
+export const openTransaction = (): OpenTransaction => {
+  let sealed: ReadonlyArray<Transition> | null | undefined
+  const tx: OpenTransaction = {
+    open: true,
+    wrote: false,
+    earliestDue: Number.POSITIVE_INFINITY,
+    actions: false,
+    appended: [],
+    events: null,
+    get transitions() {
+      sealed ??= sealLog(tx)
+      return sealed
+    }
+  }
+  return tx
+}
 
 /** `SqlDriver.noteLog` over the fiber's transaction cell. @internal */
 export const noteLogIn =
@@ -174,23 +186,17 @@ export const noteEventsIn =
     })
 
 /**
- * Turns what a committing transaction appended into `WriteHint.transitions`, as the log would give
- * them back: in `seq` order, consecutive, each with its event as the transaction left it; `null`
- * when any of that cannot be said. @internal
+ * What a committed transaction appended, as `WriteHint.transitions`: as the log would give them
+ * back, in `seq` order, consecutive, each with its event as the transaction left it; `null` when
+ * any of that cannot be said.
  */
-export const sealLog = (tx: OpenTransaction): void => {
+const sealLog = (tx: OpenTransaction): ReadonlyArray<Transition> | null => {
   const appended = tx.appended
-  if (appended === null) {
-    tx.transitions = null
-    return
-  }
+  if (appended === null) return null
   const out: Array<Transition> = []
   for (const a of [...appended].sort((x, y) => x.seq - y.seq)) {
     const e = tx.events?.get(a.entry.eventId)
-    if (e === undefined || (out.length > 0 && a.seq !== out[out.length - 1]!.seq + 1)) {
-      tx.transitions = null
-      return
-    }
+    if (e === undefined || (out.length > 0 && a.seq !== out[out.length - 1]!.seq + 1)) return null
     out.push({
       seq: a.seq,
       eventId: a.entry.eventId,
@@ -203,7 +209,7 @@ export const sealLog = (tx: OpenTransaction): void => {
       tenant: e.tenant
     })
   }
-  tx.transitions = out
+  return out
 }
 
 /** `SqlDriver.note` over the fiber's transaction cell. @internal */
@@ -374,10 +380,7 @@ export const fromSqlClientWith = (options: {
               // holder to be ended by `idle_in_transaction_session_timeout` (the lease).
               Effect.retry({ while: isBusy, times: dialect === "pg" ? 600 : 100 }),
               Effect.map(([a, tx]) => {
-                if (tx.wrote) {
-                  sealLog(tx)
-                  signal.bump(tx)
-                }
+                if (tx.wrote) signal.bump(tx)
                 return a
               })
             )
@@ -416,7 +419,11 @@ export const fromSqlClientWith = (options: {
       dialect,
       all,
       run,
-      writeReturning,
+      // Rows of one statement under the write lock take increasing keys, in order.
+      insertKeys: (statement, params, key) =>
+        Effect.map(writeReturning<Record<string, unknown>>(`${statement} RETURNING ${key}`, params), (rows) =>
+          rows.map((row) => Number(row[key])).sort((a, b) => a - b)
+        ),
       noteLog,
       noteEvents: noteEventsIn(current),
       transaction,

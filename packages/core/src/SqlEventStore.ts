@@ -728,15 +728,13 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
             const details = part.map((h) => JSON.stringify(h.detail))
             const params = part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]])
             return Effect.flatMap(
-              driver.writeReturning<{ seq: unknown }>(
-                `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat("(?, ?, ?, ?, ?)", part.length)} RETURNING seq`,
-                params
+              driver.insertKeys(
+                `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat("(?, ?, ?, ?, ?)", part.length)}`,
+                params,
+                "seq"
               ),
-              (rows) => {
-                // One statement under the write lock: its rows took increasing seqs, in order.
-                const seqs = rows.map((r) => Number(r.seq)).sort((x, y) => x - y)
-                return driver.noteLog(part.map((entry, i) => ({ seq: seqs[i]!, entry, detail: details[i]! })))
-              }
+              (seqs) =>
+                driver.noteLog(part.map((entry, i) => ({ seq: seqs[i]!, entry, detail: details[i]! })))
             )
           },
           { discard: true }

@@ -39,7 +39,6 @@ import {
   type OpenTransaction,
   openTransaction,
   type SqlDriver,
-  sealLog,
   storageError
 } from "./SqlDriver.ts"
 import * as SqlEventStore from "./SqlEventStore.ts"
@@ -384,9 +383,11 @@ export const makeDriver = (
 
     const checkpoints = yield* makeCheckpoints(db, filename, options, { acquire, release })
 
-    const all = <A>(
+    /** A statement's rows; for a write with `keys`, the rowids of the rows it inserted. */
+    const execute = <A>(
       sql: string,
-      params: ReadonlyArray<unknown> = []
+      params: ReadonlyArray<unknown>,
+      keys: boolean
     ): Effect.Effect<ReadonlyArray<A>, StorageError> =>
       Effect.withFiberRuntime((fiber) => {
         const tx = fiber.getFiberRef(current)
@@ -404,10 +405,19 @@ export const makeDriver = (
               }
               return Effect.succeed(rows)
             }
-            checkpoints.changed(statement.run(params).changes)
+            const info = statement.run(params)
+            checkpoints.changed(info.changes)
             if (inside) tx.wrote = true
             else signal.bump()
-            return Effect.succeed([] as ReadonlyArray<A>)
+            if (!keys) return Effect.succeed([] as ReadonlyArray<A>)
+            // One INSERT under the write lock: its rows took consecutive rowids, the last one last.
+            const last = Number(info.lastInsertRowid)
+            return Effect.succeed(
+              Array.from(
+                { length: info.changes },
+                (_, i) => last - info.changes + 1 + i
+              ) as ReadonlyArray<unknown> as ReadonlyArray<A>
+            )
           } catch (cause) {
             return fail("SQLite statement failed", cause)
           }
@@ -422,6 +432,7 @@ export const makeDriver = (
               )
             )
       })
+    const all = <A>(sql: string, params: ReadonlyArray<unknown> = []) => execute<A>(sql, params, false)
 
     const rollbackIfOpen = () => {
       try {
@@ -458,10 +469,7 @@ export const makeDriver = (
                 release()
                 return fail("cannot commit a SQLite transaction", cause)
               }
-              if (tx.wrote) {
-                sealLog(tx)
-                signal.bump(tx)
-              }
+              if (tx.wrote) signal.bump(tx)
               return Effect.as(checkpoints.releaseAfterCommit(), exit.value)
             }
           )
@@ -479,7 +487,7 @@ export const makeDriver = (
       dialect: "sqlite",
       all,
       run: (sql, params) => Effect.asVoid(all(sql, params)),
-      writeReturning: all,
+      insertKeys: (sql, params) => execute<number>(sql, params, true),
       transaction,
       inTransaction: Effect.map(FiberRef.get(current), isOpen),
       dataVersion: Effect.try({

@@ -47506,15 +47506,22 @@ var init_SqlDriver = __esm({
     init_Option();
     init_Errors();
     init_EventStore();
-    openTransaction = () => ({
-      open: true,
-      wrote: false,
-      earliestDue: Number.POSITIVE_INFINITY,
-      actions: false,
-      transitions: null,
-      appended: [],
-      events: null
-    });
+    openTransaction = () => {
+      let sealed;
+      const tx = {
+        open: true,
+        wrote: false,
+        earliestDue: Number.POSITIVE_INFINITY,
+        actions: false,
+        appended: [],
+        events: null,
+        get transitions() {
+          sealed ??= sealLog(tx);
+          return sealed;
+        }
+      };
+      return tx;
+    };
     noteLogIn = (current) => (appended) => withFiberRuntime2((fiber) => {
       const tx = fiber.getFiberRef(current);
       if (isOpen(tx) && tx.appended !== null) {
@@ -47533,17 +47540,11 @@ var init_SqlDriver = __esm({
     });
     sealLog = (tx) => {
       const appended = tx.appended;
-      if (appended === null) {
-        tx.transitions = null;
-        return;
-      }
+      if (appended === null) return null;
       const out = [];
       for (const a of [...appended].sort((x, y) => x.seq - y.seq)) {
         const e = tx.events?.get(a.entry.eventId);
-        if (e === void 0 || out.length > 0 && a.seq !== out[out.length - 1].seq + 1) {
-          tx.transitions = null;
-          return;
-        }
+        if (e === void 0 || out.length > 0 && a.seq !== out[out.length - 1].seq + 1) return null;
         out.push({
           seq: a.seq,
           eventId: a.entry.eventId,
@@ -47556,7 +47557,7 @@ var init_SqlDriver = __esm({
           tenant: e.tenant
         });
       }
-      tx.transitions = out;
+      return out;
     };
     noteIn = (current) => (earliestDue2, actions) => withFiberRuntime2((fiber) => {
       const tx = fiber.getFiberRef(current);
@@ -47639,10 +47640,7 @@ var init_SqlDriver = __esm({
           // holder to be ended by `idle_in_transaction_session_timeout` (the lease).
           retry({ while: isBusy, times: dialect === "pg" ? 600 : 100 }),
           map17(([a, tx]) => {
-            if (tx.wrote) {
-              sealLog(tx);
-              signal.bump(tx);
-            }
+            if (tx.wrote) signal.bump(tx);
             return a;
           })
         )
@@ -47670,7 +47668,11 @@ var init_SqlDriver = __esm({
         dialect,
         all: all6,
         run: run6,
-        writeReturning,
+        // Rows of one statement under the write lock take increasing keys, in order.
+        insertKeys: (statement, params, key) => map17(
+          writeReturning(`${statement} RETURNING ${key}`, params),
+          (rows) => rows.map((row) => Number(row[key])).sort((a, b) => a - b)
+        ),
         noteLog,
         noteEvents: noteEventsIn(current),
         transaction,
@@ -48259,14 +48261,12 @@ var init_SqlEventStore = __esm({
             const details = part.map((h) => JSON.stringify(h.detail));
             const params = part.flatMap((h, i) => [h.eventId, h.at.getTime(), h.type, h.actor, details[i]]);
             return flatMap10(
-              driver2.writeReturning(
-                `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat3("(?, ?, ?, ?, ?)", part.length)} RETURNING seq`,
-                params
+              driver2.insertKeys(
+                `INSERT INTO history (event_id, at, type, actor, detail) VALUES ${repeat3("(?, ?, ?, ?, ?)", part.length)}`,
+                params,
+                "seq"
               ),
-              (rows) => {
-                const seqs = rows.map((r) => Number(r.seq)).sort((x, y) => x - y);
-                return driver2.noteLog(part.map((entry, i) => ({ seq: seqs[i], entry, detail: details[i] })));
-              }
+              (seqs) => driver2.noteLog(part.map((entry, i) => ({ seq: seqs[i], entry, detail: details[i] })))
             );
           },
           { discard: true }
