@@ -65,7 +65,7 @@ export interface SqlDriver {
    * events as the transaction left them (`noteEvents`); an entry of an event it did not write makes
    * them unknown. Outside a transaction it does nothing (such a write reports `UNKNOWN_WRITE`).
    */
-  readonly noteLog: (appended: ReadonlyArray<Appended> | null) => Effect.Effect<void>
+  readonly noteLog: (appended: Appended | null) => Effect.Effect<void>
   /** Records events the current transaction wrote (the latest version of each counts). */
   readonly noteEvents: (events: ReadonlyArray<Event>) => Effect.Effect<void>
   /**
@@ -124,18 +124,20 @@ export interface OpenTransaction extends WriteHint {
   earliestDue: number
   actions: boolean
   appended: Array<Appended> | null
-  events: Map<string, Event> | null
+  /** The event batches it wrote, in order (a later version of an event wins). */
+  events: Array<ReadonlyArray<Event>> | null
 }
 
 /**
- * A history entry a transaction appended: its `seq`, and its detail as stored (JSON).
+ * History entries one statement of a transaction appended: their `seq`s and their details as
+ * stored (JSON), by position. Kept as given; made into transitions only if asked (`sealLog`).
  *
  * @since 0.1.0
  */
 export interface Appended {
-  readonly seq: number
-  readonly entry: HistoryEntry
-  readonly detail: string
+  readonly seqs: ReadonlyArray<number>
+  readonly entries: ReadonlyArray<HistoryEntry>
+  readonly details: ReadonlyArray<string>
 }
 
 /**
@@ -162,12 +164,12 @@ export const openTransaction = (): OpenTransaction => {
 /** `SqlDriver.noteLog` over the fiber's transaction cell. @internal */
 export const noteLogIn =
   (current: FiberRef.FiberRef<OpenTransaction | null>) =>
-  (appended: ReadonlyArray<Appended> | null): Effect.Effect<void> =>
+  (appended: Appended | null): Effect.Effect<void> =>
     Effect.withFiberRuntime((fiber) => {
       const tx = fiber.getFiberRef(current)
       if (isOpen(tx) && tx.appended !== null) {
         if (appended === null) tx.appended = null
-        else tx.appended.push(...appended)
+        else tx.appended.push(appended)
       }
       return Effect.void
     })
@@ -179,8 +181,8 @@ export const noteEventsIn =
     Effect.withFiberRuntime((fiber) => {
       const tx = fiber.getFiberRef(current)
       if (isOpen(tx)) {
-        tx.events ??= new Map()
-        for (const e of events) tx.events.set(e.id, e)
+        tx.events ??= []
+        tx.events.push(events)
       }
       return Effect.void
     })
@@ -191,25 +193,30 @@ export const noteEventsIn =
  * any of that cannot be said.
  */
 const sealLog = (tx: OpenTransaction): ReadonlyArray<Transition> | null => {
-  const appended = tx.appended
-  if (appended === null) return null
+  if (tx.appended === null) return null
+  const events = new Map<string, Event>()
+  for (const batch of tx.events ?? []) for (const e of batch) events.set(e.id, e)
   const out: Array<Transition> = []
-  for (const a of [...appended].sort((x, y) => x.seq - y.seq)) {
-    const e = tx.events?.get(a.entry.eventId)
-    if (e === undefined || (out.length > 0 && a.seq !== out[out.length - 1]!.seq + 1)) return null
-    out.push({
-      seq: a.seq,
-      eventId: a.entry.eventId,
-      at: a.entry.at,
-      type: a.entry.type,
-      actor: a.entry.actor,
-      detail: JSON.parse(a.detail),
-      campaignId: e.campaignId,
-      agents: e.attendees.map((attendee) => attendee.agent),
-      tenant: e.tenant
-    })
+  for (const { seqs, entries, details } of tx.appended) {
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!
+      const e = events.get(entry.eventId)
+      if (e === undefined) return null
+      out.push({
+        seq: seqs[i]!,
+        eventId: entry.eventId,
+        at: entry.at,
+        type: entry.type,
+        actor: entry.actor,
+        detail: JSON.parse(details[i]!),
+        campaignId: e.campaignId,
+        agents: e.attendees.map((attendee) => attendee.agent),
+        tenant: e.tenant
+      })
+    }
   }
-  return out
+  out.sort((x, y) => x.seq - y.seq)
+  return out.every((t, i) => i === 0 || t.seq === out[i - 1]!.seq + 1) ? out : null
 }
 
 /** `SqlDriver.note` over the fiber's transaction cell. @internal */

@@ -733,8 +733,7 @@ export const make = (driver: SqlDriver): Effect.Effect<EventStoreShape, StorageE
                 params,
                 "seq"
               ),
-              (seqs) =>
-                driver.noteLog(part.map((entry, i) => ({ seq: seqs[i]!, entry, detail: details[i]! })))
+              (seqs) => driver.noteLog({ seqs, entries: part, details })
             )
           },
           { discard: true }

@@ -395,16 +395,7 @@ export const makeDriver = (
         const executeNow = (): Effect.Effect<ReadonlyArray<A>, StorageError> => {
           try {
             const statement = prepare(sql)
-            if (statement.reader) {
-              const rows = statement.all(params) as ReadonlyArray<A>
-              // A write that returns rows (`INSERT … RETURNING`) counts like any other.
-              if (!statement.readonly) {
-                checkpoints.changed(rows.length)
-                if (inside) tx.wrote = true
-                else signal.bump()
-              }
-              return Effect.succeed(rows)
-            }
+            if (statement.reader) return Effect.succeed(statement.all(params) as ReadonlyArray<A>)
             const info = statement.run(params)
             checkpoints.changed(info.changes)
             if (inside) tx.wrote = true

@@ -47526,38 +47526,43 @@ var init_SqlDriver = __esm({
       const tx = fiber.getFiberRef(current);
       if (isOpen(tx) && tx.appended !== null) {
         if (appended === null) tx.appended = null;
-        else tx.appended.push(...appended);
+        else tx.appended.push(appended);
       }
       return _void;
     });
     noteEventsIn = (current) => (events) => withFiberRuntime2((fiber) => {
       const tx = fiber.getFiberRef(current);
       if (isOpen(tx)) {
-        tx.events ??= /* @__PURE__ */ new Map();
-        for (const e of events) tx.events.set(e.id, e);
+        tx.events ??= [];
+        tx.events.push(events);
       }
       return _void;
     });
     sealLog = (tx) => {
-      const appended = tx.appended;
-      if (appended === null) return null;
+      if (tx.appended === null) return null;
+      const events = /* @__PURE__ */ new Map();
+      for (const batch of tx.events ?? []) for (const e of batch) events.set(e.id, e);
       const out = [];
-      for (const a of [...appended].sort((x, y) => x.seq - y.seq)) {
-        const e = tx.events?.get(a.entry.eventId);
-        if (e === void 0 || out.length > 0 && a.seq !== out[out.length - 1].seq + 1) return null;
-        out.push({
-          seq: a.seq,
-          eventId: a.entry.eventId,
-          at: a.entry.at,
-          type: a.entry.type,
-          actor: a.entry.actor,
-          detail: JSON.parse(a.detail),
-          campaignId: e.campaignId,
-          agents: e.attendees.map((attendee) => attendee.agent),
-          tenant: e.tenant
-        });
+      for (const { seqs, entries: entries2, details } of tx.appended) {
+        for (let i = 0; i < entries2.length; i++) {
+          const entry = entries2[i];
+          const e = events.get(entry.eventId);
+          if (e === void 0) return null;
+          out.push({
+            seq: seqs[i],
+            eventId: entry.eventId,
+            at: entry.at,
+            type: entry.type,
+            actor: entry.actor,
+            detail: JSON.parse(details[i]),
+            campaignId: e.campaignId,
+            agents: e.attendees.map((attendee) => attendee.agent),
+            tenant: e.tenant
+          });
+        }
       }
-      return out;
+      out.sort((x, y) => x.seq - y.seq);
+      return out.every((t, i) => i === 0 || t.seq === out[i - 1].seq + 1) ? out : null;
     };
     noteIn = (current) => (earliestDue2, actions) => withFiberRuntime2((fiber) => {
       const tx = fiber.getFiberRef(current);
@@ -48266,7 +48271,7 @@ var init_SqlEventStore = __esm({
                 params,
                 "seq"
               ),
-              (seqs) => driver2.noteLog(part.map((entry, i) => ({ seq: seqs[i], entry, detail: details[i] })))
+              (seqs) => driver2.noteLog({ seqs, entries: part, details })
             );
           },
           { discard: true }
