@@ -238,8 +238,8 @@ export const isOpen = (tx: OpenTransaction | null): tx is OpenTransaction => tx?
 /** `(?, ?, ?)` for `n` values. @since 0.1.0 */
 export const placeholders = (n: number): string => `(${Array.from({ length: n }, () => "?").join(", ")})`
 
-/** `?` placeholders renumbered `$1, $2, …` for Postgres (our statements hold no literal `?`). */
-const dollarPlaceholders = (sql: string): string => {
+/** `?` placeholders renumbered `$1, $2, …` for Postgres (our statements hold no literal `?`). @internal */
+export const dollarPlaceholders = (sql: string): string => {
   let i = 0
   return sql.replace(/\?/g, () => `$${++i}`)
 }
