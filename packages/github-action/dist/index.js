@@ -47698,7 +47698,7 @@ var init_SqlDriver = __esm({
 });
 
 // ../core/src/SqlEventStore.ts
-var migrations, migrate, COLUMNS, eventValues, attendeesJson, ms, date, recurrenceFrom, ACTION_COLUMNS, actionValues, actionFromRow, fromRow, MUTABLE_COLUMNS, INSERT_EVENT_PREFIX, EVENT_VALUES, MUTABLE_INDEXES, PG_TYPES, pgBulkUpdate, lastByKey, BULK_ROWS, rowUpdate, EVENT_UPDATE, ACTION_UPDATE, eventWhere, CHUNK, chunks2, repeat3, dueQuery, predecessorsQuery, dependentsQuery, make55, layer2;
+var migrations, migrate, COLUMNS, eventValues, attendeesJson, ms, date, recurrenceFrom, ACTION_COLUMNS, actionValues, actionFromRow, fromRow, MUTABLE_COLUMNS, INSERT_EVENT_PREFIX, EVENT_VALUES, MUTABLE_INDEXES, PG_TYPES, pgBulkUpdate, lastByKey, BULK_ROWS, rowUpdate, EVENT_UPDATE, ACTION_UPDATE, eventWhere, CHUNK, chunks2, repeat3, BEFORE_ANY_INSTANT, dueQuery, dueActionsQuery, predecessorsQuery, dependentsQuery, make55, layer2;
 var init_SqlEventStore = __esm({
   "../core/src/SqlEventStore.ts"() {
     "use strict";
@@ -48116,9 +48116,14 @@ var init_SqlEventStore = __esm({
       return out;
     };
     repeat3 = (values3, n) => Array.from({ length: n }, () => values3).join(", ");
+    BEFORE_ANY_INSTANT = Number.MIN_SAFE_INTEGER;
     dueQuery = (now, limit) => [
-      "SELECT * FROM events WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-      [now, limit]
+      "SELECT * FROM events WHERE due_at IS NOT NULL AND due_at >= ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+      [BEFORE_ANY_INSTANT, now, limit]
+    ];
+    dueActionsQuery = (now, limit) => [
+      `SELECT ${ACTION_COLUMNS} FROM actions WHERE next_attempt_at IS NOT NULL AND next_attempt_at >= ? AND next_attempt_at <= ? ORDER BY next_attempt_at, key LIMIT ?`,
+      [BEFORE_ANY_INSTANT, now, limit]
     ];
     predecessorsQuery = (ids3) => [
       `SELECT l.to_id AS event_id, p.id AS id, p.status AS status
@@ -48394,13 +48399,7 @@ var init_SqlEventStore = __esm({
           }
           return map17(all6(sql, params), (rows) => rows.map(actionFromRow));
         },
-        dueActions: (now, limit) => map17(
-          all6(
-            `SELECT ${ACTION_COLUMNS} FROM actions WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, key LIMIT ?`,
-            [now, limit]
-          ),
-          (rows) => rows.map(actionFromRow)
-        ),
+        dueActions: (now, limit) => map17(all6(...dueActionsQuery(now, limit)), (rows) => rows.map(actionFromRow)),
         nextActionAt: map17(
           all6(
             "SELECT MIN(next_attempt_at) AS due FROM actions WHERE next_attempt_at IS NOT NULL"
