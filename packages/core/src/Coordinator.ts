@@ -9,15 +9,14 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as CampaignGraph from "./CampaignGraph.ts"
 import {
   ActionNotFound,
@@ -192,6 +191,25 @@ const prefixField = (index: number) => (error: CoordinatorError) =>
     ? new InvalidInput({ field: `[${index}].${error.field}`, message: `[${index}].${error.message}` })
     : error
 
+/** How a member of a group commit hears its own outcome. */
+type Done = (exit: Exit.Exit<Event, CoordinatorError>) => void
+
+/**
+ * `schedule` for a caller outside Effect (`TMinus`), without a fiber per call: validates the
+ * request at `now`, queues it for the next group commit and returns `true`; `done` hears the
+ * outcome (at once when the request is refused). A request that starts after another event reads
+ * it first: the function returns `false` and leaves it to `schedule`. No tenant scope applies.
+ *
+ * @internal
+ */
+export type SubmitSchedule = (input: Lifecycle.ScheduleInput, now: number, done: Done) => boolean
+
+const submitters = new WeakMap<CoordinatorShape, SubmitSchedule>()
+
+/** The `SubmitSchedule` of a coordinator built by `make`. @internal */
+export const unsafeSubmitSchedule = (coordinator: CoordinatorShape): SubmitSchedule | undefined =>
+  submitters.get(coordinator)
+
 /**
  * Builds the coordinator over the `EventStore` in context.
  *
@@ -342,7 +360,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       readonly event: Event
       readonly scope: TenantScope | null
       readonly now: number
-      readonly done: Deferred.Deferred<Event, CoordinatorError>
+      readonly done: Done
     }
     /**
      * A response waiting for the group: it reads, decides (failing only with its own typed error,
@@ -351,7 +369,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     interface WaitingJob {
       readonly run: Effect.Effect<Event, CoordinatorError>
       readonly scope: TenantScope | null
-      readonly done: Deferred.Deferred<Event, CoordinatorError>
+      readonly done: Done
     }
     let waiting: Array<Waiting> = []
     let waitingJobs: Array<WaitingJob> = []
@@ -418,61 +436,61 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
           }
           return Effect.sync(() => {
             if (Exit.isFailure(exit)) {
-              for (const w of group) Deferred.unsafeDone(w.done, Exit.failCause(exit.cause))
-              for (const job of jobs) Deferred.unsafeDone(job.done, Exit.failCause(exit.cause))
+              for (const w of group) w.done(Exit.failCause(exit.cause))
+              for (const job of jobs) job.done(Exit.failCause(exit.cause))
               return
             }
             const refusedBy = new Map(exit.value.refused)
             for (const w of group) {
               const refusal = refusedBy.get(w)
-              Deferred.unsafeDone(w.done, refusal === undefined ? Exit.succeed(w.event) : Exit.fail(refusal))
+              w.done(refusal === undefined ? Exit.succeed(w.event) : Exit.fail(refusal))
             }
-            for (let i = 0; i < jobs.length; i++) Deferred.unsafeDone(jobs[i]!.done, exit.value.outcomes[i]!)
+            for (let i = 0; i < jobs.length; i++) jobs[i]!.done(exit.value.outcomes[i]!)
           })
         }
       )
 
-    /** Starts a leader unless one runs (a leader always runs while anything is queued). */
-    const ensureLeader = Effect.suspend(() => {
-      if (leading) return Effect.void
+    /**
+     * Starts a leader unless one runs (a leader always runs while anything is queued): a fiber of
+     * its own, on the runtime the coordinator was built in, so that no caller's interrupt stops it
+     * and callers outside Effect can start one too (`unsafeSubmitSchedule`).
+     */
+    const runtime = yield* Effect.runtime<never>()
+    const ensureLeader = () => {
+      if (leading) return
       leading = true
-      return Effect.asVoid(Effect.forkDaemon(lead))
-    })
+      Runtime.runFork(runtime)(lead)
+    }
 
     /**
      * Queues a member for the next group and waits for its own outcome. The first member queued
-     * while nobody leads starts a leader: a fiber of its own (so no caller's interrupt can stop
-     * it) that lets the event loop finish its turn, so that requests read from other sockets
-     * meanwhile join, then commits everything queued, and again while more came during the
-     * commit. Queuing and starting the leader are one step (a leader is always running while
-     * anything is queued). Interrupted while still queued, a caller takes its member out
-     * unwritten; once taken, it is committed whatever happens to its caller (as when an interrupt
-     * comes after a commit).
+     * while nobody leads starts a leader, which lets the event loop finish its turn, so that
+     * requests read from other sockets meanwhile join, then commits everything queued, and again
+     * while more came during the commit. Queuing and starting the leader are one step (a leader
+     * is always running while anything is queued). Interrupted while still queued, a caller takes
+     * its member out unwritten; once taken, it is committed whatever happens to its caller (as
+     * when an interrupt comes after a commit).
      */
     const joinGroup = (
-      done: Deferred.Deferred<Event, CoordinatorError>,
-      push: () => void,
+      push: (done: Done) => void,
       remove: () => void
     ): Effect.Effect<Event, CoordinatorError> =>
-      Effect.onInterrupt(
-        Effect.zipRight(
-          Effect.uninterruptible(Effect.zipRight(Effect.sync(push), ensureLeader)),
-          Deferred.await(done)
-        ),
-        () => Effect.sync(remove)
-      )
+      Effect.async<Event, CoordinatorError>((resume) => {
+        push(resume)
+        ensureLeader()
+        return Effect.sync(remove)
+      })
 
     /** A response committed with the next group. */
     const grouped = (run: Effect.Effect<Event, CoordinatorError>) =>
       Effect.withFiberRuntime<Event, CoordinatorError>((fiber) => {
-        const job: WaitingJob = {
-          run,
-          scope: fiber.getFiberRef(currentTenant),
-          done: Deferred.unsafeMake(FiberId.none)
-        }
+        const scope = fiber.getFiberRef(currentTenant)
+        let job: WaitingJob | undefined
         return joinGroup(
-          job.done,
-          () => waitingJobs.push(job),
+          (done) => {
+            job = { run, scope, done }
+            waitingJobs.push(job)
+          },
           () => {
             waitingJobs = waitingJobs.filter((other) => other !== job)
           }
@@ -482,10 +500,12 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     /** A schedule committed with the next group. */
     const scheduleGrouped = (event: Event, scope: TenantScope | null, now: number) =>
       Effect.suspend(() => {
-        const w: Waiting = { event, scope, now, done: Deferred.unsafeMake(FiberId.none) }
+        let w: Waiting | undefined
         return joinGroup(
-          w.done,
-          () => waiting.push(w),
+          (done) => {
+            w = { event, scope, now, done }
+            waiting.push(w)
+          },
           () => {
             waiting = waiting.filter((other) => other !== w)
           }
@@ -538,6 +558,22 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         )
       })
 
+    /** A request without a relative start, validated (synchronously: no read). */
+    const buildNow = (input: Lifecycle.ScheduleInput, now: number, tenant: string) =>
+      Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
+
+    const submitSchedule: SubmitSchedule = (input, now, done) => {
+      if (input.after !== undefined) return false
+      const built = buildNow(input, now, DEFAULT_TENANT)
+      if (Either.isLeft(built)) {
+        done(Exit.fail(built.left))
+        return true
+      }
+      waiting.push({ event: built.right, scope: null, now, done })
+      ensureLeader()
+      return true
+    }
+
     const schedule = (input: Lifecycle.ScheduleInput): Effect.Effect<Event, CoordinatorError> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.withFiberRuntime((fiber) => {
@@ -556,7 +592,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
           // A relative start reads its predecessor in the transaction; inside a caller's own
           // transaction the event must commit (or not) with it.
           if (input.after !== undefined) return alone()
-          const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
+          const built = buildNow(input, now, tenant)
           if (Either.isLeft(built)) return Effect.fail(built.left)
           return Effect.flatMap(store.inTransaction, (inside) =>
             inside ? alone(built.right) : scheduleGrouped(built.right, scope, now)
@@ -931,6 +967,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
           )
         })
     }
+    submitters.set(shape, submitSchedule)
     return shape
   })
 

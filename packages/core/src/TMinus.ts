@@ -16,6 +16,8 @@
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
@@ -23,7 +25,9 @@ import {
   type CancelOptions,
   Coordinator,
   type CoordinatorShape,
-  layer as coordinatorLayer
+  layer as coordinatorLayer,
+  type SubmitSchedule,
+  unsafeSubmitSchedule
 } from "./Coordinator.ts"
 import type { CoordinatorError } from "./Errors.ts"
 import type {
@@ -39,6 +43,7 @@ import type { ActionFilter, EventFilter } from "./EventStore.ts"
 import { type EventStore, layerMemory } from "./EventStore.ts"
 import { valueOrThrow } from "./internal/exit.ts"
 import type { DurationInput, ScheduleInput, TimerInput } from "./Lifecycle.ts"
+import * as Lifecycle from "./Lifecycle.ts"
 import * as Runner from "./Runner.ts"
 import type { TimeInput } from "./TimeGrammar.ts"
 
@@ -185,10 +190,15 @@ export class TMinus {
   private static async start<R extends Coordinator>(runtime: ManagedRuntime.ManagedRuntime<R, unknown>) {
     const engine = new TMinus(runtime as ManagedRuntime.ManagedRuntime<Coordinator, unknown>)
     await engine.run(() => Effect.void)
+    // Single schedules skip the fiber a call would take (see `schedule`), on the runtime's clock.
+    const [coordinator, clock] = engine.runtime.runSync(Effect.all([Coordinator, Effect.clock]))
+    const submit = unsafeSubmitSchedule(coordinator)
+    if (submit !== undefined) engine.submit = { schedule: submit, clock }
     return engine
   }
 
   private readonly runtime: ManagedRuntime.ManagedRuntime<Coordinator, unknown>
+  private submit: { readonly schedule: SubmitSchedule; readonly clock: Clock.Clock } | undefined
   /** Aborted by `close`: ends what is still waiting (`waitFor`), which the runtime does not own. */
   private readonly closing = new AbortController()
 
@@ -201,13 +211,31 @@ export class TMinus {
   }
 
   schedule(input: ScheduleInput): Promise<Event> {
-    return this.run((c) => c.schedule(input))
+    // Queued for the next group commit straight from here, without the fiber and the Deferred a
+    // call through Effect takes. What that cannot take (a relative start) goes through Effect.
+    const submit = this.submit
+    if (submit === undefined || this.closing.signal.aborted) return this.run((c) => c.schedule(input))
+    return new Promise((resolve, reject) => {
+      const settle = (exit: Exit.Exit<Event, CoordinatorError>) => {
+        try {
+          resolve(valueOrThrow(exit))
+        } catch (error) {
+          reject(error)
+        }
+      }
+      if (!submit.schedule(input, submit.clock.unsafeCurrentTimeMillis(), settle)) {
+        this.run((c) => c.schedule(input)).then(resolve, reject)
+      }
+    })
   }
   scheduleMany(inputs: ReadonlyArray<ScheduleInput>): Promise<ReadonlyArray<Event>> {
     return this.run((c) => c.scheduleMany(inputs))
   }
   scheduleTimer(input: TimerInput): Promise<Event> {
-    return this.run((c) => c.scheduleTimer(input))
+    // `in` is checked as itself first (a bad one is named `in`, as the coordinator names it).
+    const delay = input.in === undefined ? undefined : Lifecycle.durationMs(input.in, "in")
+    if (delay !== undefined && Either.isLeft(delay)) return Promise.reject(delay.left)
+    return this.schedule(Lifecycle.timerRequest(input))
   }
   confirm(eventId: string, agent: string): Promise<Event> {
     return this.run((c) => c.confirm(eventId, agent))

@@ -1,5 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CycleDetected, EventNotFound, EventTerminal, NotAnAttendee, TMinus } from "../src/index.ts"
+import {
+  CycleDetected,
+  EventNotFound,
+  EventTerminal,
+  InvalidInput,
+  NotAnAttendee,
+  TMinus
+} from "../src/index.ts"
 
 const T = Date.parse("2026-07-01T08:00:00Z")
 
@@ -52,6 +59,15 @@ describe("TMinus (Promise facade)", () => {
     const c = await tm.createCampaign("c")
     await tm.addToCampaign(c.id, f.id)
     assert.instanceOf(await tm.link(c.id, f.id, f.id).catch((x) => x), CycleDetected)
+    // Single schedules take a path of their own (no fiber per call): refusals are the same errors.
+    const quorum = await tm
+      .schedule({ kind: "review", at: "+1m", attendees: ["a"], quorum: 2 })
+      .catch((x) => x)
+    assert.instanceOf(quorum, InvalidInput)
+    assert.strictEqual(quorum.field, "quorum")
+    const delay = await tm.scheduleTimer({ in: "soon" }).catch((x) => x)
+    assert.instanceOf(delay, InvalidInput)
+    assert.strictEqual(delay.field, "in")
     await tm.close()
   })
 

@@ -3,12 +3,17 @@
  * with its own answer, on every backend.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import { Coordinator, withTenant } from "../src/Coordinator.ts"
-import { EventStore } from "../src/EventStore.ts"
+import { InvalidInput } from "../src/Errors.ts"
+import type { Event } from "../src/Event.ts"
+import { EventStore, type EventStoreShape } from "../src/EventStore.ts"
+import { TMinus } from "../src/TMinus.ts"
 import { backends, scenarioOn, T0 } from "./backends.ts"
 
 const scenario = scenarioOn
@@ -62,6 +67,65 @@ for (const [backend, store] of backends) {
         })
       )
     )
+
+    it("TMinus.schedule from plain async code: concurrent calls commit together, each with its own event or typed error", async () => {
+      let seen: EventStoreShape | undefined
+      const tm = await TMinus.fromLayer(
+        Layer.tap(store(), (context) => Effect.sync(() => (seen = Context.get(context, EventStore)))),
+        { now: () => T0 }
+      )
+      const commits = () => Effect.runSync(seen!.localChanges)
+      const first = await tm.schedule({ kind: "timer", at: "+1m" })
+      const before = commits()
+      const calls = Array.from({ length: 100 }, (_, i) =>
+        i % 10 === 9
+          ? tm.schedule({ kind: "review", at: "+5m", attendees: ["a"], quorum: 2 })
+          : i % 10 === 8
+            ? tm.schedule({ kind: "timer", after: `${first.id}+${i}m` })
+            : tm.schedule({ kind: "review", at: `+${i + 1}m`, attendees: ["a", "b"], quorum: 1 })
+      )
+      const results = await Promise.allSettled(calls)
+      const grouped = commits() - before
+      const ok: Array<Event> = []
+      for (const [i, r] of results.entries()) {
+        if (i % 10 === 9) {
+          assert.strictEqual(r.status, "rejected")
+          if (r.status === "rejected") {
+            assert.instanceOf(r.reason, InvalidInput)
+            assert.strictEqual((r.reason as InvalidInput).field, "quorum")
+          }
+          continue
+        }
+        assert.strictEqual(r.status, "fulfilled")
+        if (r.status !== "fulfilled") continue
+        ok.push(r.value)
+        if (i % 10 === 8) assert.deepStrictEqual(r.value.after, { eventId: first.id, offsetMs: i * 60_000 })
+        else assert.strictEqual(r.value.fireAt?.getTime(), T0 + (i + 1) * 60_000)
+      }
+      assert.strictEqual(ok.length, 90)
+      const stored = await tm.list({ status: "scheduled" })
+      assert.deepStrictEqual(new Set(stored.map((e) => e.id)), new Set([first.id, ...ok.map((e) => e.id)]))
+      for (const e of ok) {
+        const history = await tm.history(e.id)
+        assert.deepStrictEqual(
+          history.map((h) => [h.type, h.at.getTime()]),
+          [["scheduled", T0]]
+        )
+      }
+      // The 80 plain schedules in a group or two; each relative start in a transaction of its own.
+      assert.isAtLeast(grouped, 11)
+      assert.isAtMost(grouped, 14)
+      await tm.close()
+      // A closed engine refuses (it does not queue the call for a commit that never comes).
+      const late = tm.schedule({ kind: "timer", at: "+1m" })
+      assert.strictEqual(
+        await late.then(
+          () => "stored",
+          () => "refused"
+        ),
+        "refused"
+      )
+    })
 
     it.effect("concurrent responses commit together; a refused one leaves the others alone", () =>
       scenario(

@@ -46826,22 +46826,21 @@ var init_uuid = __esm({
 });
 
 // ../core/src/Coordinator.ts
-var currentTenant, QUOTA_RETRY_FALLBACK_MS, Coordinator, nextTurn, TICK_BATCH, prefixField, make52, makeWith2, layer;
+var currentTenant, QUOTA_RETRY_FALLBACK_MS, Coordinator, nextTurn, TICK_BATCH, prefixField, submitters, make52, makeWith2, layer;
 var init_Coordinator = __esm({
   "../core/src/Coordinator.ts"() {
     "use strict";
     init_Cause();
     init_Clock();
     init_Context();
-    init_Deferred();
     init_Effect();
     init_Either();
     init_Exit();
-    init_FiberId();
     init_FiberRef();
     init_GlobalValue();
     init_Layer();
     init_Option();
+    init_Runtime();
     init_CampaignGraph();
     init_Errors();
     init_Event();
@@ -46866,6 +46865,7 @@ var init_Coordinator = __esm({
     });
     TICK_BATCH = 1e3;
     prefixField = (index) => (error) => error._tag === "InvalidInput" ? new InvalidInput({ field: `[${index}].${error.field}`, message: `[${index}].${error.message}` }) : error;
+    submitters = /* @__PURE__ */ new WeakMap();
     make52 = suspend4(() => makeWith2({}));
     makeWith2 = (options3) => gen3(function* () {
       const store = yield* EventStore;
@@ -47007,50 +47007,50 @@ var init_Coordinator = __esm({
           }
           return sync4(() => {
             if (isFailure2(exit4)) {
-              for (const w of group) unsafeDone(w.done, failCause3(exit4.cause));
-              for (const job of jobs) unsafeDone(job.done, failCause3(exit4.cause));
+              for (const w of group) w.done(failCause3(exit4.cause));
+              for (const job of jobs) job.done(failCause3(exit4.cause));
               return;
             }
             const refusedBy = new Map(exit4.value.refused);
             for (const w of group) {
               const refusal = refusedBy.get(w);
-              unsafeDone(w.done, refusal === void 0 ? succeed3(w.event) : fail4(refusal));
+              w.done(refusal === void 0 ? succeed3(w.event) : fail4(refusal));
             }
-            for (let i = 0; i < jobs.length; i++) unsafeDone(jobs[i].done, exit4.value.outcomes[i]);
+            for (let i = 0; i < jobs.length; i++) jobs[i].done(exit4.value.outcomes[i]);
           });
         }
       );
-      const ensureLeader = suspend4(() => {
-        if (leading) return _void;
+      const runtime6 = yield* runtime4();
+      const ensureLeader = () => {
+        if (leading) return;
         leading = true;
-        return asVoid3(forkDaemon2(lead));
+        runFork3(runtime6)(lead);
+      };
+      const joinGroup = (push, remove9) => async2((resume2) => {
+        push(resume2);
+        ensureLeader();
+        return sync4(remove9);
       });
-      const joinGroup = (done7, push, remove9) => onInterrupt2(
-        zipRight3(
-          uninterruptible2(zipRight3(sync4(push), ensureLeader)),
-          _await3(done7)
-        ),
-        () => sync4(remove9)
-      );
       const grouped2 = (run6) => withFiberRuntime2((fiber) => {
-        const job = {
-          run: run6,
-          scope: fiber.getFiberRef(currentTenant),
-          done: unsafeMake8(none4)
-        };
+        const scope4 = fiber.getFiberRef(currentTenant);
+        let job;
         return joinGroup(
-          job.done,
-          () => waitingJobs.push(job),
+          (done7) => {
+            job = { run: run6, scope: scope4, done: done7 };
+            waitingJobs.push(job);
+          },
           () => {
             waitingJobs = waitingJobs.filter((other) => other !== job);
           }
         );
       });
       const scheduleGrouped = (event, scope4, now) => suspend4(() => {
-        const w = { event, scope: scope4, now, done: unsafeMake8(none4) };
+        let w;
         return joinGroup(
-          w.done,
-          () => waiting.push(w),
+          (done7) => {
+            w = { event, scope: scope4, now, done: done7 };
+            waiting.push(w);
+          },
           () => {
             waiting = waiting.filter((other) => other !== w);
           }
@@ -47097,6 +47097,18 @@ var init_Coordinator = __esm({
           })
         );
       });
+      const buildNow = (input2, now, tenant) => flatMap(buildEvent(input2, uuidv7(now), now, tenant), checkAllowed2);
+      const submitSchedule = (input2, now, done7) => {
+        if (input2.after !== void 0) return false;
+        const built = buildNow(input2, now, DEFAULT_TENANT);
+        if (isLeft2(built)) {
+          done7(fail4(built.left));
+          return true;
+        }
+        waiting.push({ event: built.right, scope: null, now, done: done7 });
+        ensureLeader();
+        return true;
+      };
       const schedule2 = (input2) => flatMap10(
         currentTimeMillis2,
         (now) => withFiberRuntime2((fiber) => {
@@ -47111,7 +47123,7 @@ var init_Coordinator = __esm({
             })
           );
           if (input2.after !== void 0) return alone();
-          const built = flatMap(buildEvent(input2, uuidv7(now), now, tenant), checkAllowed2);
+          const built = buildNow(input2, now, tenant);
           if (isLeft2(built)) return fail6(built.left);
           return flatMap10(
             store.inTransaction,
@@ -47433,6 +47445,7 @@ var init_Coordinator = __esm({
           );
         })
       };
+      submitters.set(shape, submitSchedule);
       return shape;
     });
     layer = effect(Coordinator, make52);
@@ -49361,6 +49374,7 @@ var valueOrThrow = (exit4) => {
 };
 
 // ../core/src/TMinus.ts
+init_Lifecycle();
 init_Runner();
 
 // ../core/src/Client.ts
