@@ -475,11 +475,15 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
       push: (done: Done) => void,
       remove: () => void
     ): Effect.Effect<Event, CoordinatorError> =>
-      Effect.async<Event, CoordinatorError>((resume) => {
-        push(resume)
-        ensureLeader()
-        return Effect.sync(remove)
-      })
+      // The interrupt handler is in place before the member is queued: `Effect.async` would add
+      // its canceler only after registering, and the fiber may yield in between.
+      Effect.onInterrupt(
+        Effect.async<Event, CoordinatorError>((resume) => {
+          push(resume)
+          ensureLeader()
+        }),
+        () => Effect.sync(remove)
+      )
 
     /** A response committed with the next group. */
     const grouped = (run: Effect.Effect<Event, CoordinatorError>) =>

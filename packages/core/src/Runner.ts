@@ -584,11 +584,16 @@ export const make = (
             const seen = yield* dueWake.localChanges
             // A replica without the lease waits until it takes it (which bumps `dueWake`).
             if (replica !== undefined && held === null) return yield* dueWake.awaitLocalChange(seen)
-            const now = yield* Clock.currentTimeMillis
-            if (dueStale || (Option.isSome(knownDue) && knownDue.value <= now)) {
+            // The next due instant is read again only when a write may have moved it (the tick
+            // finds what is due itself): waking at it, the loop ticks at once.
+            let now = yield* Clock.currentTimeMillis
+            if (dueStale) {
               dueStale = false
               dueTarget = Number.POSITIVE_INFINITY
               knownDue = yield* staleOnError(() => (dueStale = true))(store.nextDueAt)
+              // The read took time (a round trip on Postgres): what is due, and how long to sleep,
+              // is judged from the clock after it, or the wake-up would be late by the read.
+              now = yield* Clock.currentTimeMillis
             }
             const next = knownDue
             if (Option.isSome(next) && next.value <= now) {
@@ -753,11 +758,12 @@ export const make = (
             const seen = yield* actionsWake.localChanges
             if (stopping) return yield* Effect.never
             if (running.size >= concurrency) return yield* actionsWake.awaitLocalChange(seen)
-            const now = yield* Clock.currentTimeMillis
+            let now = yield* Clock.currentTimeMillis
             // Read outside a transaction first: an idle runner never takes the write lock.
             if (actionsStale || (Option.isSome(knownAction) && knownAction.value <= now)) {
               actionsStale = false
               knownAction = yield* staleOnError(() => (actionsStale = true))(store.nextActionAt)
+              now = yield* Clock.currentTimeMillis // as in the clock loop
             }
             const next = knownAction
             if (Option.isSome(next) && next.value <= now) {

@@ -18,6 +18,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
@@ -26,6 +27,7 @@ import {
   Coordinator,
   type CoordinatorShape,
   layer as coordinatorLayer,
+  currentTenant,
   type SubmitSchedule,
   unsafeSubmitSchedule
 } from "./Coordinator.ts"
@@ -190,10 +192,13 @@ export class TMinus {
   private static async start<R extends Coordinator>(runtime: ManagedRuntime.ManagedRuntime<R, unknown>) {
     const engine = new TMinus(runtime as ManagedRuntime.ManagedRuntime<Coordinator, unknown>)
     await engine.run(() => Effect.void)
-    // Single schedules skip the fiber a call would take (see `schedule`), on the runtime's clock.
-    const [coordinator, clock] = engine.runtime.runSync(Effect.all([Coordinator, Effect.clock]))
+    // Single schedules skip the fiber a call would take (see `schedule`), on the runtime's clock;
+    // not under a tenant scope set on the runtime, which only the Effect path applies.
+    const [coordinator, clock, tenant] = engine.runtime.runSync(
+      Effect.all([Coordinator, Effect.clock, FiberRef.get(currentTenant)])
+    )
     const submit = unsafeSubmitSchedule(coordinator)
-    if (submit !== undefined) engine.submit = { schedule: submit, clock }
+    if (submit !== undefined && tenant === null) engine.submit = { schedule: submit, clock }
     return engine
   }
 
@@ -231,10 +236,10 @@ export class TMinus {
   scheduleMany(inputs: ReadonlyArray<ScheduleInput>): Promise<ReadonlyArray<Event>> {
     return this.run((c) => c.scheduleMany(inputs))
   }
-  scheduleTimer(input: TimerInput): Promise<Event> {
+  async scheduleTimer(input: TimerInput): Promise<Event> {
     // `in` is checked as itself first (a bad one is named `in`, as the coordinator names it).
     const delay = input.in === undefined ? undefined : Lifecycle.durationMs(input.in, "in")
-    if (delay !== undefined && Either.isLeft(delay)) return Promise.reject(delay.left)
+    if (delay !== undefined && Either.isLeft(delay)) throw delay.left
     return this.schedule(Lifecycle.timerRequest(input))
   }
   confirm(eventId: string, agent: string): Promise<Event> {

@@ -2,6 +2,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -62,6 +63,40 @@ for (const [backend, store] of backends) {
         yield* TestClock.setTime(T0)
         return yield* body
       }).pipe(Effect.provide(Layer.merge(coordinatorOn(store), platform)), Effect.scoped)
+
+    it.effect("a read of the next due instant that takes time does not make the wake-up late", () =>
+      Effect.gen(function* () {
+        // Every read of the next due instant takes 40 ms of the (test) clock, as a round trip does.
+        const slow = Layer.effect(
+          EventStoreTag,
+          Effect.map(EventStoreTag, (s) => ({
+            ...s,
+            nextDueAt: Effect.zipLeft(s.nextDueAt, TestClock.adjust(40))
+          }))
+        ).pipe(Layer.provide(store()))
+        yield* TestClock.setTime(T0)
+        yield* Effect.gen(function* () {
+          const c = yield* Coordinator
+          yield* startRunner()
+          const timer = yield* c.scheduleTimer({ in: "10s" })
+          yield* settle
+          // The runner read the next due instant (the clock moved on meanwhile) and sleeps until it.
+          const due = timer.fireAt!.getTime()
+          yield* advance(due - (yield* Clock.currentTimeMillis))
+          const fired = yield* c.get(timer.id)
+          assert.strictEqual(fired.status, "fired")
+          assert.strictEqual(fired.firedAt?.getTime(), due)
+        }).pipe(
+          Effect.provide(
+            Layer.merge(
+              coordinatorOn(() => slow),
+              platform
+            )
+          ),
+          Effect.scoped
+        )
+      })
+    )
 
     it.effect("fires a timer at its exact instant", () =>
       scenario(

@@ -68,6 +68,16 @@ describe("TMinus (Promise facade)", () => {
     const delay = await tm.scheduleTimer({ in: "soon" }).catch((x) => x)
     assert.instanceOf(delay, InvalidInput)
     assert.strictEqual(delay.field, "in")
+    // Even input that is not an object at all is a rejected Promise, never a synchronous throw.
+    const none = tm.scheduleTimer(undefined as never)
+    assert.instanceOf(none, Promise)
+    assert.strictEqual(
+      await none.then(
+        () => "stored",
+        () => "refused"
+      ),
+      "refused"
+    )
     await tm.close()
   })
 

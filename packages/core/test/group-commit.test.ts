@@ -3,14 +3,17 @@
  * with its own answer, on every backend.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import { Coordinator, withTenant } from "../src/Coordinator.ts"
-import { InvalidInput } from "../src/Errors.ts"
+import { Coordinator, unsafeSubmitSchedule, withTenant } from "../src/Coordinator.ts"
+import { type CoordinatorError, InvalidInput } from "../src/Errors.ts"
 import type { Event } from "../src/Event.ts"
 import { EventStore, type EventStoreShape } from "../src/EventStore.ts"
 import { TMinus } from "../src/TMinus.ts"
@@ -66,6 +69,51 @@ for (const [backend, store] of backends) {
           assert.isBelow(commits, 10)
         })
       )
+    )
+
+    it.effect(
+      "unsafeSubmitSchedule queues schedules from outside Effect, each answered with its own outcome",
+      () =>
+        scenario(
+          store,
+          Effect.gen(function* () {
+            const c = yield* Coordinator
+            const s = yield* EventStore
+            const submit = unsafeSubmitSchedule(c)!
+            const now = yield* Clock.currentTimeMillis
+            const before = yield* s.localChanges
+            const outcomes: Array<Exit.Exit<Event, CoordinatorError>> = []
+            // A refusal is answered at once, and nothing is queued.
+            const bad = { kind: "review", at: "+5m", attendees: ["a"], quorum: 2 } as const
+            assert.isTrue(submit(bad, now, (exit) => outcomes.push(exit)))
+            assert.strictEqual(outcomes.length, 1)
+            const refusal = Exit.isFailure(outcomes[0]!) ? Cause.failureOption(outcomes[0].cause) : undefined
+            assert.strictEqual(refusal?._tag === "Some" && refusal.value._tag, "InvalidInput")
+            // A relative start reads its predecessor: it is left to `schedule`.
+            assert.isFalse(submit({ kind: "timer", after: "x+1m" }, now, () => assert.fail("not queued")))
+            // The rest wait for the group commit, which one leader makes for all of them.
+            const all = yield* Deferred.make<void>()
+            for (let i = 0; i < 20; i++) {
+              const queued = submit({ kind: "timer", at: `+${i + 1}m` }, now, (exit) => {
+                outcomes.push(exit)
+                if (outcomes.length === 21) Deferred.unsafeDone(all, Exit.void)
+              })
+              assert.isTrue(queued)
+            }
+            assert.strictEqual(outcomes.length, 1)
+            yield* Deferred.await(all)
+            const events = outcomes
+              .slice(1)
+              .map((exit) => (Exit.isSuccess(exit) ? exit.value : assert.fail("refused")))
+            assert.deepStrictEqual(
+              events.map((e) => e.fireAt?.getTime()),
+              Array.from({ length: 20 }, (_, i) => T0 + (i + 1) * 60_000)
+            )
+            const stored = yield* c.list({ status: "scheduled" })
+            assert.deepStrictEqual(new Set(stored.map((e) => e.id)), new Set(events.map((e) => e.id)))
+            assert.strictEqual((yield* s.localChanges) - before, 1)
+          })
+        )
     )
 
     it("TMinus.schedule from plain async code: concurrent calls commit together, each with its own event or typed error", async () => {

@@ -47026,11 +47026,17 @@ var init_Coordinator = __esm({
         leading = true;
         runFork3(runtime6)(lead);
       };
-      const joinGroup = (push, remove9) => async2((resume2) => {
-        push(resume2);
-        ensureLeader();
-        return sync4(remove9);
-      });
+      const joinGroup = (push, remove9) => (
+        // The interrupt handler is in place before the member is queued: `Effect.async` would add
+        // its canceler only after registering, and the fiber may yield in between.
+        onInterrupt2(
+          async2((resume2) => {
+            push(resume2);
+            ensureLeader();
+          }),
+          () => sync4(remove9)
+        )
+      );
       const grouped2 = (run6) => withFiberRuntime2((fiber) => {
         const scope4 = fiber.getFiberRef(currentTenant);
         let job;
