@@ -322,13 +322,17 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
         return { ...released, version: 1 }
       })
 
+    /** A request validated as it stands (synchronously: a relative start is not resolved). */
+    const buildNow = (input: Lifecycle.ScheduleInput, now: number, tenant: string) =>
+      Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
+
     /** Validates one request (synchronously, unless it starts after another event). */
     const build = (
       input: Lifecycle.ScheduleInput,
       now: number,
       tenant: string
     ): Effect.Effect<Event, CoordinatorError> => {
-      const built = Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
+      const built = buildNow(input, now, tenant)
       if (Either.isLeft(built)) return Effect.fail(built.left)
       const event = built.right
       return event.after === null ? Effect.succeed(event) : resolveAfter(event, event.after, now)
@@ -545,10 +549,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
               const input = inputs[i]!
               if (input.after === undefined) {
                 // The common case stays out of Effect: one plain validation per event.
-                const built = Either.flatMap(
-                  Lifecycle.buildEvent(input, uuidv7(now), now, tenant),
-                  checkAllowed
-                )
+                const built = buildNow(input, now, tenant)
                 if (Either.isLeft(built)) return yield* Effect.fail(prefixField(i)(built.left))
                 events.push(built.right)
               } else {
@@ -561,10 +562,6 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
           })
         )
       })
-
-    /** A request without a relative start, validated (synchronously: no read). */
-    const buildNow = (input: Lifecycle.ScheduleInput, now: number, tenant: string) =>
-      Either.flatMap(Lifecycle.buildEvent(input, uuidv7(now), now, tenant), checkAllowed)
 
     const submitSchedule: SubmitSchedule = (input, now, done) => {
       if (input.after !== undefined) return false
@@ -795,12 +792,7 @@ export const makeWith = (options: CoordinatorOptions): Effect.Effect<Coordinator
     const shape: CoordinatorShape = {
       schedule,
       scheduleMany,
-      scheduleTimer: (input) =>
-        input.in === undefined
-          ? schedule(Lifecycle.timerRequest(input))
-          : Effect.flatMap(Lifecycle.durationMs(input.in, "in"), () =>
-              schedule(Lifecycle.timerRequest(input))
-            ),
+      scheduleTimer: (input) => Effect.flatMap(Lifecycle.checkedTimerRequest(input), schedule),
       confirm: (eventId, agent) => respond(eventId, agent, { status: "confirmed" }),
       decline: (eventId, agent) => respond(eventId, agent, { status: "declined" }),
       defer: (eventId, agent, duration) =>

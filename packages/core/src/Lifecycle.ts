@@ -675,6 +675,17 @@ export const timerRequest = (input: TimerInput): ScheduleInput => ({
   quorum: 0
 })
 
+/**
+ * `timerRequest`, with `in` checked as itself first, so that a bad one is named `in` (not the
+ * `at` it becomes).
+ *
+ * @since 0.1.0
+ */
+export const checkedTimerRequest = (input: TimerInput): Either.Either<ScheduleInput, InvalidInput> =>
+  input.in === undefined
+    ? Either.right(timerRequest(input))
+    : Either.map(durationMs(input.in, "in"), () => timerRequest(input))
+
 /** @since 0.1.0 */
 export const countWith = (event: Event, statuses: ReadonlyArray<Attendee["status"]>): number =>
   event.attendees.reduce((n, a) => (statuses.includes(a.status) ? n + 1 : n), 0)

@@ -191,11 +191,13 @@ export class TMinus {
 
   private static async start<R extends Coordinator>(runtime: ManagedRuntime.ManagedRuntime<R, unknown>) {
     const engine = new TMinus(runtime as ManagedRuntime.ManagedRuntime<Coordinator, unknown>)
-    await engine.run(() => Effect.void)
-    // Single schedules skip the fiber a call would take (see `schedule`), on the runtime's clock;
-    // not under a tenant scope set on the runtime, which only the Effect path applies.
-    const [coordinator, clock, tenant] = engine.runtime.runSync(
-      Effect.all([Coordinator, Effect.clock, FiberRef.get(currentTenant)])
+    // Built here (a failure to open throws); single schedules then skip the fiber a call would
+    // take (see `schedule`), on the runtime's clock; not under a tenant scope set on the runtime,
+    // which only the Effect path applies.
+    const [coordinator, clock, tenant] = valueOrThrow(
+      await engine.runtime.runPromiseExit(
+        Effect.all([Coordinator, Effect.clock, FiberRef.get(currentTenant)])
+      )
     )
     const submit = unsafeSubmitSchedule(coordinator)
     if (submit !== undefined && tenant === null) engine.submit = { schedule: submit, clock }
@@ -237,10 +239,9 @@ export class TMinus {
     return this.run((c) => c.scheduleMany(inputs))
   }
   async scheduleTimer(input: TimerInput): Promise<Event> {
-    // `in` is checked as itself first (a bad one is named `in`, as the coordinator names it).
-    const delay = input.in === undefined ? undefined : Lifecycle.durationMs(input.in, "in")
-    if (delay !== undefined && Either.isLeft(delay)) throw delay.left
-    return this.schedule(Lifecycle.timerRequest(input))
+    const request = Lifecycle.checkedTimerRequest(input)
+    if (Either.isLeft(request)) throw request.left
+    return this.schedule(request.right)
   }
   confirm(eventId: string, agent: string): Promise<Event> {
     return this.run((c) => c.confirm(eventId, agent))

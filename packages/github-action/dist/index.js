@@ -45799,6 +45799,7 @@ __export(Lifecycle_exports, {
   cancel: () => cancel,
   checkAction: () => checkAction,
   checkPayload: () => checkPayload,
+  checkedTimerRequest: () => checkedTimerRequest,
   confirmedCount: () => confirmedCount,
   countWith: () => countWith,
   decide: () => decide,
@@ -45822,7 +45823,7 @@ __export(Lifecycle_exports, {
   timerRequest: () => timerRequest,
   withDueAt: () => withDueAt
 });
-var MAX_PAYLOAD_BYTES, DEFAULT_MAX_DEFERRALS, DEFAULT_MISFIRE_GRACE_MS, DEFAULT_ORGANIZER, ENGINE_ACTOR, invalid, durationMs, checkAgents, isJsonValue, utf8Length, checkPayload, decodeAction, isWebhookSecret, checkAction, NO_ACTIONS, checkActions, checkFireAt, parseAfter, CATCH_UP, firstOccurrence, MAX_CATCH_UP_OCCURRENCES, MAX_SKIPPED_COUNTED, countSlots, catchUpAll, nextSlot, nextOccurrenceAt, nextOccurrence, buildEvent, timerIn, timerRequest, countWith, confirmedCount, quorumMet, quorumReachable, nextDueAt, withDueAt, touch, historyEntry, requireScheduled, respond, readyAt, decide, applyStep, missEvent, cancel, reschedule, release, doom, queuedActions, byFireTime;
+var MAX_PAYLOAD_BYTES, DEFAULT_MAX_DEFERRALS, DEFAULT_MISFIRE_GRACE_MS, DEFAULT_ORGANIZER, ENGINE_ACTOR, invalid, durationMs, checkAgents, isJsonValue, utf8Length, checkPayload, decodeAction, isWebhookSecret, checkAction, NO_ACTIONS, checkActions, checkFireAt, parseAfter, CATCH_UP, firstOccurrence, MAX_CATCH_UP_OCCURRENCES, MAX_SKIPPED_COUNTED, countSlots, catchUpAll, nextSlot, nextOccurrenceAt, nextOccurrence, buildEvent, timerIn, timerRequest, checkedTimerRequest, countWith, confirmedCount, quorumMet, quorumReachable, nextDueAt, withDueAt, touch, historyEntry, requireScheduled, respond, readyAt, decide, applyStep, missEvent, cancel, reschedule, release, doom, queuedActions, byFireTime;
 var init_Lifecycle = __esm({
   "../core/src/Lifecycle.ts"() {
     "use strict";
@@ -46236,6 +46237,7 @@ var init_Lifecycle = __esm({
       attendees: [],
       quorum: 0
     });
+    checkedTimerRequest = (input2) => input2.in === void 0 ? right2(timerRequest(input2)) : map(durationMs(input2.in, "in"), () => timerRequest(input2));
     countWith = (event, statuses) => event.attendees.reduce((n, a) => statuses.includes(a.status) ? n + 1 : n, 0);
     confirmedCount = (event) => countWith(event, ["confirmed"]);
     quorumMet = (event) => confirmedCount(event) >= event.quorum;
@@ -46938,8 +46940,9 @@ var init_Coordinator = __esm({
         }
         return { ...released, version: 1 };
       });
+      const buildNow = (input2, now, tenant) => flatMap(buildEvent(input2, uuidv7(now), now, tenant), checkAllowed2);
       const build2 = (input2, now, tenant) => {
-        const built = flatMap(buildEvent(input2, uuidv7(now), now, tenant), checkAllowed2);
+        const built = buildNow(input2, now, tenant);
         if (isLeft2(built)) return fail6(built.left);
         const event = built.right;
         return event.after === null ? succeed7(event) : resolveAfter(event, event.after, now);
@@ -47087,10 +47090,7 @@ var init_Coordinator = __esm({
             for (let i = 0; i < inputs.length; i++) {
               const input2 = inputs[i];
               if (input2.after === void 0) {
-                const built = flatMap(
-                  buildEvent(input2, uuidv7(now), now, tenant),
-                  checkAllowed2
-                );
+                const built = buildNow(input2, now, tenant);
                 if (isLeft2(built)) return yield* fail6(prefixField(i)(built.left));
                 events.push(built.right);
               } else {
@@ -47103,7 +47103,6 @@ var init_Coordinator = __esm({
           })
         );
       });
-      const buildNow = (input2, now, tenant) => flatMap(buildEvent(input2, uuidv7(now), now, tenant), checkAllowed2);
       const submitSchedule = (input2, now, done7) => {
         if (input2.after !== void 0) return false;
         const built = buildNow(input2, now, DEFAULT_TENANT);
@@ -47289,10 +47288,7 @@ var init_Coordinator = __esm({
       const shape = {
         schedule: schedule2,
         scheduleMany,
-        scheduleTimer: (input2) => input2.in === void 0 ? schedule2(timerRequest(input2)) : flatMap10(
-          durationMs(input2.in, "in"),
-          () => schedule2(timerRequest(input2))
-        ),
+        scheduleTimer: (input2) => flatMap10(checkedTimerRequest(input2), schedule2),
         confirm: (eventId, agent) => respond2(eventId, agent, { status: "confirmed" }),
         decline: (eventId, agent) => respond2(eventId, agent, { status: "declined" }),
         defer: (eventId, agent, duration3) => flatMap10(
